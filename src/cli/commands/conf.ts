@@ -1,0 +1,37 @@
+// `wontun conf CONFIG`: parse a config and print it (the original wontun-conf tool).
+import { defineCommand } from "citty";
+import { loadConfig } from "../../config/load.ts";
+import { toIni, toJson, toToml } from "../../config/dump.ts";
+import { rejectUnknownOptions } from "../args.ts";
+import { UsageError } from "../errors.ts";
+
+export const confArgs = {
+  config: {
+    type: "positional",
+    description: "Config file: wg-style .conf/.ini or .toml",
+    required: true,
+  },
+  pretty: {
+    type: "boolean",
+    description: "Indent JSON output",
+    default: false,
+  },
+  to: {
+    type: "string",
+    description: "Output format: json|toml|ini",
+    default: "json",
+  },
+} as const;
+
+export const confCommand = defineCommand({
+  meta: { name: "conf", description: "Parse a config file and print it as JSON (wontun-conf shape), TOML or ini" },
+  args: confArgs,
+  run({ args, rawArgs }) {
+    rejectUnknownOptions(rawArgs, confArgs);
+    const format = String(args.to);
+    if (!["json", "toml", "ini"].includes(format)) throw new UsageError(`--to must be json, toml or ini, got "${format}"`);
+    const config = loadConfig(args.config);
+    const text = format === "json" ? toJson(config, Boolean(args.pretty)) : format === "toml" ? toToml(config) : toIni(config);
+    process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  },
+});

@@ -1,0 +1,86 @@
+// `wontun up CONFIG`: bring the tunnel up in the foreground until SIGINT/SIGTERM.
+import { defineCommand } from "citty";
+import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
+import { validateInterfaceName } from "../../sys/tun.ts";
+import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../../log.ts";
+import { Device } from "../../device/device.ts";
+import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
+import { parseIntegerOption, rejectUnknownOptions } from "../args.ts";
+import { UsageError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+
+export const upArgs = {
+  config: {
+    type: "positional",
+    description: "Config file: wg-style .conf/.ini or .toml",
+    required: true,
+  },
+  interface: {
+    type: "string",
+    description: "Interface name (default: the config file's name without extension)",
+  },
+  "log-level": {
+    type: "string",
+    description: `Log level: ${LOG_LEVELS.join("|")}`,
+    default: "info",
+  },
+  fwmark: {
+    type: "string",
+    description: "Firewall mark for the tunnel's UDP sockets (overrides FwMark)",
+  },
+} as const;
+
+export function parseLogLevel(value: unknown): LogLevel {
+  const text = String(value);
+  if (!isLogLevel(text)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${text}"`);
+  return text;
+}
+
+export const upCommand = defineCommand({
+  meta: { name: "up", description: "Bring a tunnel up and run it in the foreground (Ctrl-C to stop)" },
+  args: upArgs,
+  async run({ args, rawArgs }) {
+    rejectUnknownOptions(rawArgs, upArgs);
+    const level = parseLogLevel(args["log-level"]);
+    const interfaceName = args.interface ?? interfaceNameFromPath(args.config);
+    const badName = validateInterfaceName(interfaceName);
+    if (badName) throw new UsageError(args.interface ? badName : `${badName}; pass --interface NAME`);
+    const config = loadConfig(args.config);
+    if (args.fwmark !== undefined) config.interface.fwmark = parseIntegerOption("fwmark", args.fwmark, 0, 0xffffffff);
+
+    const log = createLogger(level);
+    log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
+    log.warn("wontun protocol: traffic is NOT encrypted or authenticated; use it only on networks you trust");
+
+    const protocol = new WontunProtocol(
+      config.interface.name,
+      config.peers.map((p) => ({ name: p.name, persistentKeepaliveSeconds: p.persistentKeepalive })),
+    );
+    protocol.onTransition = (peer, from, to) => log.debug(`peer ${config.peers[peer].name}: ${from} -> ${to}`);
+    const device = new Device({ interfaceName, config, protocol, log });
+
+    let signals = 0;
+    const onSignal = (signal: string) => {
+      signals++;
+      if (signals > 1) {
+        log.warn(`${signal} again: exiting now`);
+        process.exit(1);
+      }
+      log.info(`${signal}: shutting down`);
+      device.stop();
+    };
+    process.on("SIGINT", () => onSignal("SIGINT"));
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    try {
+      await device.start();
+      log.info(`${config.peers.length} peer(s) configured; running`);
+      await device.run();
+    } finally {
+      for (const link of device.links) {
+        log.debug(`peer ${link.name}: ${protocol.describe(link.index)} rx ${link.rxPackets} pkts/${link.rxBytes} B tx ${link.txPackets} pkts/${link.txBytes} B`);
+      }
+      device.close();
+    }
+    log.info("stopped; interface removed");
+  },
+});

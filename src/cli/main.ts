@@ -1,0 +1,78 @@
+#!/usr/bin/env bun
+// wontun's command line. Subcommands: up, conf. The original program's invocation
+// `wontun --conf FILE [--log-level L]` still works and means `wontun up FILE`.
+import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { upCommand } from "./commands/up.ts";
+import { confCommand } from "./commands/conf.ts";
+import { ConfigError } from "../config/model.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
+import { VERSION } from "./version.ts";
+
+const subCommands: Record<string, CommandDef<any>> = { up: upCommand, conf: confCommand };
+
+const main = defineCommand({
+  meta: { name: "wontun", version: VERSION, description: "A small VPN: TUN interface, UDP tunnel, one executable" },
+  subCommands,
+});
+
+/** `--conf FILE` / `--conf=FILE` before any subcommand: the original wontun's invocation. */
+export function rewriteLegacyInvocation(argv: string[]): string[] {
+  const first = argv[0] ?? "";
+  if (first in subCommands || !argv.some((a) => a === "--conf" || a.startsWith("--conf="))) return argv;
+  const out = ["up"];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--conf") {
+      if (i + 1 >= argv.length) throw new UsageError("--conf needs a config file");
+      out.push(argv[++i]);
+    } else if (argv[i].startsWith("--conf=")) {
+      out.push(argv[i].slice("--conf=".length));
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
+}
+
+async function usageOf(argv: string[]): Promise<CommandDef<any>> {
+  const name = argv.find((a) => !a.startsWith("-"));
+  return name && name in subCommands ? subCommands[name] : main;
+}
+
+export async function cli(rawArgv: string[]): Promise<number> {
+  try {
+    const argv = rewriteLegacyInvocation(rawArgv);
+    if (argv.includes("--help") || argv.includes("-h")) {
+      const cmd = await usageOf(argv);
+      await showUsage(cmd, cmd === main ? undefined : main);
+      return EXIT_OK;
+    }
+    if (argv.includes("--version") || argv.includes("-v")) {
+      console.log(VERSION);
+      return EXIT_OK;
+    }
+    if (argv.length === 0) {
+      await showUsage(main);
+      return EXIT_USAGE;
+    }
+    await runCommand(main, { rawArgs: argv });
+    return EXIT_OK;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (err instanceof ConfigError) {
+      console.error(`wontun: config error: ${e.message}`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof UsageError || e.name === "CLIError") {
+      console.error(`wontun: ${e.message.replace(/\x1b\[[0-9;]*m/g, "")} (see wontun --help)`);
+      return EXIT_USAGE;
+    }
+    console.error(`wontun: ${e.message}`);
+    if (process.env.WONTUN_DEBUG) console.error(e.stack);
+    return EXIT_FAILURE;
+  }
+}
+
+if (import.meta.main) {
+  const code = await cli(process.argv.slice(2));
+  process.exit(code);
+}

@@ -1,0 +1,356 @@
+// Turns the neutral key/value form that both file parsers (ini.ts, toml.ts) produce into the
+// validated Config model. The key tables below are the single list of what a config may contain:
+// supporting a new key means adding one entry to INTERFACE_KEYS or PEER_KEYS.
+import { type Cidr, formatCidr, ipEquals, parseCidr, parseIpv4, parseIpv6 } from "../net/ip.ts";
+import { splitHostPort } from "../net/endpoint.ts";
+import {
+  type Config,
+  ConfigError,
+  DEFAULT_LISTEN_PORT,
+  DEFAULT_MTU_WONTUN,
+  type InterfaceConfig,
+  MAX_PEER_NAME_BYTES,
+  type PeerConfig,
+} from "./model.ts";
+
+export type ConfigFormat = "ini" | "toml";
+export type SectionKind = "interface" | "peer";
+
+// ---------------------------------------------------------------------------------------------
+// The neutral form
+
+/** One value as found in the file: a raw string (ini) or a typed TOML value. */
+export interface RawItem {
+  value: unknown;
+  line: number | null;
+}
+
+/** All occurrences of one key in one section (several only for list keys). */
+export interface RawEntry {
+  /** The key as written in the file, for messages. */
+  key: string;
+  /** Line of the first occurrence. */
+  line: number | null;
+  items: RawItem[];
+}
+
+export interface RawSection {
+  kind: SectionKind;
+  /** Line of the section header ([Interface], [[peers]] …), null if there is none. */
+  line: number | null;
+  /** Keyed by the spec's ini name (the canonical id of a key). */
+  entries: Map<string, RawEntry>;
+}
+
+export interface RawConfig {
+  file: string;
+  format: ConfigFormat;
+  interface: RawSection | null;
+  peers: RawSection[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The key tables
+
+export interface KeySpec<T> {
+  /** wg-quick spelling; matched case-insensitively in ini files. Also the key's id. */
+  ini: string;
+  /** snake_case spelling used in TOML files. */
+  toml: string;
+  /** Several values: comma-separated in ini (repeated lines accumulate), string or array in TOML. */
+  list?: boolean;
+  /** Reads the entry's value(s) into the section being built; throws ConfigError on bad input. */
+  apply(target: T, value: ValueReader): void;
+}
+
+export const INTERFACE_KEYS: KeySpec<InterfaceConfig>[] = [
+  { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
+  { ini: "Address", toml: "address", list: true, apply: (t, v) => { t.addresses = v.cidrs(true); } },
+  { ini: "ListenPort", toml: "listen_port", apply: (t, v) => { t.listenPort = v.integer(1, 65535); } },
+  { ini: "MTU", toml: "mtu", apply: (t, v) => { t.mtu = v.integer(MIN_MTU, MAX_MTU); } },
+  { ini: "FwMark", toml: "fwmark", apply: (t, v) => { t.fwmark = v.integer(0, 0xffffffff, { off: true, hex: true }); } },
+];
+
+export const PEER_KEYS: KeySpec<PeerConfig>[] = [
+  { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
+  { ini: "Endpoint", toml: "endpoint", apply: (t, v) => { t.endpoint = v.endpoint(); } },
+  { ini: "AllowedIPs", toml: "allowed_ips", list: true, apply: (t, v) => { t.allowedIps = v.cidrs(false); } },
+  {
+    ini: "PersistentKeepalive",
+    toml: "persistent_keepalive",
+    apply: (t, v) => { t.persistentKeepalive = v.integer(0, 65535, { off: true }); },
+  },
+];
+
+export const MIN_MTU = 576;
+export const MAX_MTU = 9000;
+/** IPv6 requires every link to carry at least 1280-byte packets (RFC 8200). */
+export const MIN_MTU_IPV6 = 1280;
+
+export function keysOf(kind: SectionKind): KeySpec<never>[] {
+  return (kind === "interface" ? INTERFACE_KEYS : PEER_KEYS) as KeySpec<never>[];
+}
+
+/** How a section is written in the given format, for messages. */
+export function sectionLabel(kind: SectionKind, format: ConfigFormat): string {
+  if (format === "ini") return kind === "interface" ? "[Interface]" : "[Peer]";
+  return kind === "interface" ? "[interface]" : "[[peers]]";
+}
+
+function keyName(spec: KeySpec<never>, format: ConfigFormat): string {
+  return format === "ini" ? spec.ini : spec.toml;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading values
+
+/** A short description of a TOML value's type for "expected …, got …" messages. */
+export function describeType(value: unknown): string {
+  if (typeof value === "string") return "string";
+  if (typeof value === "bigint") return "integer";
+  if (typeof value === "number") return "float"; // TOML integers are parsed as bigint
+  if (typeof value === "boolean") return "boolean";
+  if (Array.isArray(value)) return "array";
+  if (value instanceof Date || (value !== null && typeof value === "object" && !isPlainObject(value))) {
+    return "date/time";
+  }
+  if (value !== null && typeof value === "object") return "table";
+  return String(value);
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** Typed access to one entry's value(s); every failure is a ConfigError located at the item. */
+export class ValueReader {
+  constructor(
+    private readonly file: string,
+    private readonly format: ConfigFormat,
+    private readonly entry: RawEntry,
+  ) {}
+
+  fail(reason: string, line: number | null = this.entry.line): never {
+    throw new ConfigError(this.file, line, this.entry.key, reason);
+  }
+
+  /** The one item of a single-valued key. */
+  private single(): RawItem {
+    // The parsers reject repeated single-valued keys, so there is exactly one item.
+    return this.entry.items[0];
+  }
+
+  /** A non-empty string. */
+  string(): string {
+    const item = this.single();
+    if (typeof item.value !== "string") this.fail(`expected a string, got ${describeType(item.value)}`, item.line);
+    if (item.value === "") this.fail("empty value", item.line);
+    return item.value;
+  }
+
+  /** A peer or interface name: sent in handshakes, so it must fit the 100-byte name field. */
+  name(): string {
+    const name = this.string();
+    const line = this.single().line;
+    const bytes = new TextEncoder().encode(name).length;
+    if (bytes > MAX_PEER_NAME_BYTES) {
+      this.fail(`name is ${bytes} bytes long, at most ${MAX_PEER_NAME_BYTES} bytes (UTF-8) are allowed`, line);
+    }
+    if (name !== name.trim()) this.fail("name must not start or end with whitespace", line);
+    // Control characters (NUL above all) would not survive the zero-padded name field; '#' starts
+    // a comment in .conf files, so such a name could not be written back as one.
+    if (/[\u0000-\u001f\u007f]/.test(name)) this.fail("name must not contain control characters", line);
+    if (name.includes("#")) this.fail("name must not contain '#'", line);
+    return name;
+  }
+
+  /**
+   * An integer in [min, max]. ini: decimal digits (or 0x… hex with `hex`); TOML: an integer.
+   * With `off`, the word "off" means 0 in both formats.
+   */
+  integer(min: number, max: number, opts: { off?: boolean; hex?: boolean } = {}): number {
+    const item = this.single();
+    const expected = `expected an integer ${min}-${max}${opts.off ? ' or "off"' : ""}`;
+    const value = item.value;
+    let n: number;
+    if (typeof value === "string") {
+      if (value === "") this.fail("empty value", item.line);
+      if (opts.off && value.toLowerCase() === "off") return 0;
+      if (this.format === "toml") this.fail(`${expected}, got string`, item.line);
+      if (/^\d+$/.test(value)) n = Number(value);
+      else if (opts.hex && /^0x[0-9a-f]+$/i.test(value)) n = Number.parseInt(value.slice(2), 16);
+      else this.fail(`${expected}, got "${value}"`, item.line);
+    } else if (typeof value === "bigint") {
+      if (value < BigInt(min) || value > BigInt(max)) this.fail(`${expected}, got ${value}`, item.line);
+      n = Number(value);
+    } else {
+      this.fail(`${expected}, got ${describeType(value)}`, item.line);
+    }
+    if (n < min || n > max) this.fail(`${expected}, got ${value}`, item.line);
+    return n;
+  }
+
+  /** All values of a list key, flattened: ini values are split at commas. */
+  strings(): { text: string; line: number | null }[] {
+    const out: { text: string; line: number | null }[] = [];
+    for (const item of this.entry.items) {
+      if (typeof item.value !== "string") {
+        this.fail(`expected a string or an array of strings, got ${describeType(item.value)}`, item.line);
+      }
+      if (item.value.trim() === "") this.fail("empty value", item.line);
+      if (this.format === "ini") {
+        for (const piece of item.value.split(",")) {
+          const text = piece.trim();
+          if (text === "") this.fail(`empty item in the list "${item.value}"`, item.line);
+          out.push({ text, line: item.line });
+        }
+      } else {
+        out.push({ text: item.value.trim(), line: item.line });
+      }
+    }
+    return out;
+  }
+
+  /** A list of CIDRs; interface addresses keep their host bits, AllowedIPs are truncated. */
+  cidrs(keepHostBits: boolean): Cidr[] {
+    const out: Cidr[] = [];
+    for (const { text, line } of this.strings()) {
+      const cidr = parseCidr(text, keepHostBits);
+      if (typeof cidr === "string") this.fail(`bad address/prefix "${text}": ${cidr}`, line);
+      // The same network twice in one list means nothing more than once: keep the first.
+      if (!out.some((c) => c.prefix === cidr.prefix && ipEquals(c.address, cidr.address))) out.push(cidr);
+    }
+    return out;
+  }
+
+  /** host:port or [v6]:port; the host may be a DNS name, resolved later. */
+  endpoint(): { host: string; port: number } {
+    const text = this.string().trim();
+    const line = this.single().line;
+    const split = splitHostPort(text);
+    if (typeof split === "string") this.fail(`bad endpoint: ${split}`, line);
+    const { host } = split;
+    if (text.startsWith("[")) {
+      if (!parseIpv6(host)) this.fail(`bad endpoint: "${host}" is not an IPv6 address`, line);
+    } else if (/^[\d.]+$/.test(host)) {
+      if (!parseIpv4(host)) this.fail(`bad endpoint: "${host}" is not an IPv4 address`, line);
+    } else {
+      const name = host.endsWith(".") ? host.slice(0, -1) : host;
+      if (name.length > 253 || !name.split(".").every((label) => DNS_LABEL.test(label))) {
+        this.fail(`bad endpoint: "${host}" is neither an IP address nor a host name`, line);
+      }
+    }
+    return split;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the neutral form to the model
+
+function defaultInterface(): InterfaceConfig {
+  return { name: "", addresses: [], listenPort: DEFAULT_LISTEN_PORT, mtu: DEFAULT_MTU_WONTUN, fwmark: 0 };
+}
+
+function defaultPeer(): PeerConfig {
+  return { name: "", endpoint: null, allowedIps: [], persistentKeepalive: 0 };
+}
+
+function applySection<T>(raw: RawConfig, section: RawSection, target: T): T {
+  for (const spec of keysOf(section.kind) as KeySpec<T>[]) {
+    const entry = section.entries.get(spec.ini);
+    if (entry) spec.apply(target, new ValueReader(raw.file, raw.format, entry));
+  }
+  return target;
+}
+
+/** Validates the neutral form into a Config; throws the first ConfigError found. */
+export function buildConfig(raw: RawConfig): Config {
+  const { file, format } = raw;
+  const nameKey = format === "ini" ? "Name" : "name";
+  const entryOf = (section: RawSection, id: string) => section.entries.get(id);
+  const lineOf = (section: RawSection, id: string) => entryOf(section, id)?.line ?? section.line;
+  const keyOf = (section: RawSection, id: string) =>
+    entryOf(section, id)?.key ?? keyName(keysOf(section.kind).find((s) => s.ini === id)!, format);
+
+  if (!raw.interface) {
+    throw new ConfigError(file, null, null, `missing ${sectionLabel("interface", format)} section`);
+  }
+  const ifSection = raw.interface;
+  const iface = applySection(raw, ifSection, defaultInterface());
+  const ifLabel = sectionLabel("interface", format);
+  if (iface.name === "") {
+    throw new ConfigError(file, ifSection.line, nameKey,
+      `${ifLabel} needs a Name (this host's name, sent in handshakes)`);
+  }
+  if (iface.addresses.length === 0) {
+    throw new ConfigError(file, lineOf(ifSection, "Address"), keyOf(ifSection, "Address"),
+      `${ifLabel} needs at least one Address (address/prefix of the tunnel interface, e.g. 10.10.0.3/24)`);
+  }
+  const v6 = iface.addresses.find((a) => a.address.length === 16);
+  if (v6 && iface.mtu < MIN_MTU_IPV6) {
+    throw new ConfigError(file, lineOf(ifSection, "MTU"), keyOf(ifSection, "MTU"),
+      `MTU ${iface.mtu} is too small for IPv6 (address ${formatCidr(v6)}): IPv6 needs at least ${MIN_MTU_IPV6}`);
+  }
+
+  const peers: PeerConfig[] = [];
+  const nameLines = new Map<string, number | null>();
+  const allowedBy = new Map<string, string>();
+  for (const section of raw.peers) {
+    const peer = applySection(raw, section, defaultPeer());
+    const peerLabel = sectionLabel("peer", format);
+    const nameLine = lineOf(section, "Name");
+    if (peer.name === "") {
+      throw new ConfigError(file, section.line, nameKey,
+        `${peerLabel} needs a Name (the name the peer sends in its handshakes)`);
+    }
+    if (peer.name === iface.name) {
+      throw new ConfigError(file, nameLine, keyOf(section, "Name"),
+        `peer "${peer.name}" has the same name as the interface`);
+    }
+    if (nameLines.has(peer.name)) {
+      const first = nameLines.get(peer.name);
+      throw new ConfigError(file, nameLine, keyOf(section, "Name"),
+        `duplicate peer name "${peer.name}"${first === null ? "" : ` (first used on line ${first})`}`);
+    }
+    nameLines.set(peer.name, nameLine);
+    for (const cidr of peer.allowedIps) {
+      const text = formatCidr(cidr);
+      const owner = allowedBy.get(text);
+      if (owner !== undefined) {
+        throw new ConfigError(file, lineOfCidr(raw, section, cidr), keyOf(section, "AllowedIPs"),
+          `${text} is already allowed for peer ${owner}`);
+      }
+      allowedBy.set(text, peer.name);
+    }
+    peers.push(peer);
+  }
+  return { interface: iface, peers };
+}
+
+/** The line of the AllowedIPs item that yields `cidr` (for error messages). */
+function lineOfCidr(raw: RawConfig, section: RawSection, cidr: Cidr): number | null {
+  const entry = section.entries.get("AllowedIPs");
+  if (!entry) return section.line;
+  for (const { text, line } of new ValueReader(raw.file, raw.format, entry).strings()) {
+    const parsed = parseCidr(text);
+    if (typeof parsed !== "string" && parsed.prefix === cidr.prefix && ipEquals(parsed.address, cidr.address)) {
+      return line;
+    }
+  }
+  return entry.line;
+}
+
+
+/**
+ * For an unknown key: the key it was probably meant to be, written as the format wants
+ * ("listenport" or "ListenPort" in a .toml file → "listen_port"; "listen_port" in a .conf → "ListenPort").
+ */
+export function suggestKey(kind: SectionKind, key: string, format: ConfigFormat): string | null {
+  const squash = (s: string) => s.replace(/[_-]/g, "").toLowerCase();
+  const spec = keysOf(kind).find((s) => squash(s.ini) === squash(key));
+  return spec ? keyName(spec, format) : null;
+}

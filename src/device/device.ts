@@ -1,0 +1,423 @@
+// The device: one TUN interface, one listening UDP socket, a connected socket per peer, and the
+// single epoll loop that moves packets between them. It owns every file descriptor and does all
+// the IO; what the bytes mean is the protocol's business (src/protocol).
+import { ptr } from "bun:ffi";
+import { lookup } from "node:dns/promises";
+import { libc, errno } from "../sys/libc.ts";
+import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
+import { Epoll } from "../sys/epoll.ts";
+import { DatagramBatch } from "../sys/mmsg.ts";
+import { openTun, type TunDevice } from "../sys/tun.ts";
+import { openConnectedSocket, openUdpSocket, type UdpSocket } from "../sys/udp.ts";
+import { decodeSockaddr, encodeSockaddr, sockaddrMatches } from "../sys/sockaddr.ts";
+import { configureInterface, routesFor } from "../sys/netlink.ts";
+import { AllowedIps } from "../net/allowed-ips.ts";
+import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET, IPV6_DST_OFFSET, IPV6_SRC_OFFSET, ipVersion } from "../net/ip-packet.ts";
+import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
+import { parseIp, formatCidr } from "../net/ip.ts";
+import { Outcome, type ControlSink, type TunnelProtocol } from "../protocol/tunnel.ts";
+import type { Config } from "../config/model.ts";
+import type { Logger } from "../log.ts";
+import { HeldPackets } from "./held-packets.ts";
+import { PeerLink } from "./peer-link.ts";
+
+const TOKEN_TUN = 0;
+const TOKEN_LISTEN = 1;
+const TOKEN_PEER_BASE = 2;
+
+/** Datagrams per recvmmsg/sendmmsg. */
+const BATCH = 32;
+/** Batches one fd may take per loop round before the others get their turn. */
+const BATCHES_PER_ROUND = 8;
+/** Room before/after a packet for any protocol's header and trailer. */
+const HEADROOM = 32;
+const TAILROOM = 32;
+/** Longest sleep in epoll_wait: bounds how late Bun's own timers and callbacks can run. */
+const MAX_WAIT_MS = 1000;
+
+export interface DeviceOptions {
+  interfaceName: string;
+  config: Config;
+  protocol: TunnelProtocol;
+  log: Logger;
+}
+
+/** Device-wide drop counters (protocol-level ones live in the protocol). */
+export class DeviceCounters {
+  noRoute = 0;
+  sourceRejected = 0;
+  notIp = 0;
+  tunWriteErrors = 0;
+  udpErrors = 0;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class Device implements ControlSink {
+  readonly links: PeerLink[];
+  readonly counters = new DeviceCounters();
+  readonly allowedIps = new AllowedIps<number>();
+  readonly protocol: TunnelProtocol;
+  tun: TunDevice | null = null;
+  listen: UdpSocket | null = null;
+
+  private readonly log: Logger;
+  private readonly config: Config;
+  private readonly epoll: Epoll;
+  private readonly rx: DatagramBatch;
+  private readonly tx: DatagramBatch;
+  private readonly txFd = new Int32Array(BATCH);
+  private readonly slotSize: number;
+  private readonly maxPacket: number;
+  private stopping = false;
+  private running: Promise<void> | null = null;
+
+  // Fds with data left over from the last round (edge-triggered: no new event will come).
+  private tunPending = false;
+  private listenPending = false;
+  private readonly peerPending: Uint8Array;
+  private readonly pendingPeers: Int32Array;
+  private pendingPeerCount = 0;
+
+  constructor(private readonly options: DeviceOptions) {
+    this.log = options.log;
+    this.config = options.config;
+    this.protocol = options.protocol;
+    this.maxPacket = options.config.interface.mtu;
+    this.slotSize = HEADROOM + Math.max(this.maxPacket, 1500) + TAILROOM;
+    this.rx = new DatagramBatch(BATCH, this.slotSize);
+    this.tx = new DatagramBatch(BATCH, this.slotSize);
+    this.epoll = new Epoll(64);
+    this.links = options.config.peers.map((p, i) => new PeerLink(i, p.name));
+    this.peerPending = new Uint8Array(this.links.length);
+    this.pendingPeers = new Int32Array(this.links.length);
+    options.config.peers.forEach((p, i) => {
+      for (const cidr of p.allowedIps) this.allowedIps.insert(cidr, i);
+    });
+  }
+
+  /** Creates and configures the interface, opens the sockets, resolves endpoints. */
+  async start(): Promise<void> {
+    const { config, log } = this;
+    const iface = config.interface;
+    this.tun = openTun(this.options.interfaceName);
+    const allowed = config.peers.flatMap((p) => p.allowedIps);
+    const routes = routesFor(iface.addresses, allowed);
+    configureInterface(this.tun.name, { mtu: iface.mtu, addresses: iface.addresses, routes });
+    log.info(
+      `interface ${this.tun.name} up: ${iface.addresses.map(formatCidr).join(", ")} mtu ${iface.mtu}` +
+        (routes.length ? `, routes ${routes.map(formatCidr).join(", ")}` : ""),
+    );
+    this.listen = openUdpSocket({ port: iface.listenPort, fwmark: iface.fwmark });
+    log.info(`listening on UDP port ${this.listen.port}`);
+    this.epoll.addReadable(this.tun.fd, TOKEN_TUN);
+    this.epoll.addReadable(this.listen.fd, TOKEN_LISTEN);
+
+    const now = performance.now();
+    for (let i = 0; i < config.peers.length; i++) {
+      const ep = config.peers[i].endpoint;
+      if (!ep) continue;
+      const endpoint = await resolveEndpoint(ep.host, ep.port);
+      if (!endpoint) {
+        log.warn(`peer ${config.peers[i].name}: cannot resolve endpoint ${ep.host}; waiting for it to contact us`);
+        continue;
+      }
+      this.setEndpoint(i, endpoint);
+      this.protocol.endpointKnown(i, now, this);
+    }
+  }
+
+  /** Runs the loop until stop(); resolves when it has exited. */
+  run(): Promise<void> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** Closes every fd; closing the TUN fd removes the interface with its addresses and routes. */
+  close(): void {
+    for (const link of this.links) this.closePeerSocket(link);
+    if (this.listen) libc.close(this.listen.fd);
+    if (this.tun) libc.close(this.tun.fd);
+    this.epoll.close();
+    this.listen = null;
+    this.tun = null;
+  }
+
+  // ---- the loop ----------------------------------------------------------------------------
+
+  private async loop(): Promise<void> {
+    const epoll = this.epoll;
+    const protocol = this.protocol;
+    while (!this.stopping) {
+      let now = performance.now();
+      const busy = this.tunPending || this.listenPending || this.pendingPeerCount > 0;
+      const untilTimer = Math.ceil(protocol.nextDeadline() - now);
+      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, MAX_WAIT_MS));
+      const n = epoll.wait(timeout);
+      for (let i = 0; i < n; i++) {
+        const token = epoll.token(i);
+        if (token === TOKEN_TUN) this.tunPending = true;
+        else if (token === TOKEN_LISTEN) this.listenPending = true;
+        else this.markPeerPending(token - TOKEN_PEER_BASE);
+      }
+      now = performance.now();
+      if (this.listenPending) this.listenPending = !this.drainUdp(this.listen!.fd, now);
+      if (this.pendingPeerCount > 0) this.drainPeers(now);
+      if (this.tunPending) this.tunPending = !this.drainTun(now);
+      if (now >= protocol.nextDeadline()) {
+        protocol.tick(now, this);
+        this.flushAllHeld(now);
+      }
+      await yieldToEventLoop();
+    }
+  }
+
+  private markPeerPending(peer: number): void {
+    if (peer < 0 || peer >= this.links.length || this.peerPending[peer]) return;
+    this.peerPending[peer] = 1;
+    this.pendingPeers[this.pendingPeerCount++] = peer;
+  }
+
+  private drainPeers(now: number): void {
+    const count = this.pendingPeerCount;
+    let kept = 0;
+    for (let i = 0; i < count; i++) {
+      const peer = this.pendingPeers[i];
+      const socket = this.links[peer].socket;
+      const drained = socket === null || this.drainUdp(socket.fd, now);
+      if (drained) this.peerPending[peer] = 0;
+      else this.pendingPeers[kept++] = peer;
+    }
+    this.pendingPeerCount = kept;
+  }
+
+  /** TUN -> peers. Returns true once the TUN is drained (EAGAIN). */
+  private drainTun(now: number): boolean {
+    const tx = this.tx;
+    const tunFd = this.tun!.fd;
+    const readSize = this.slotSize - HEADROOM - TAILROOM;
+    for (let round = 0; round < BATCHES_PER_ROUND; round++) {
+      let count = 0;
+      let drained = false;
+      while (count < BATCH) {
+        const start = tx.slotStart(count) + HEADROOM;
+        const n = libc.read(tunFd, tx.addressOf(start), readSize);
+        if (n < 0) {
+          const code = errno();
+          if (code === EINTR) continue;
+          if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
+          drained = true;
+          break;
+        }
+        if (this.routeOutgoing(start, n, count, now)) count++;
+      }
+      this.flushTx(count);
+      if (drained) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Picks the peer for the packet in tx slot `slot` and lets the protocol encapsulate it.
+   * Returns true if the slot now holds a datagram to send.
+   */
+  private routeOutgoing(start: number, length: number, slot: number, now: number): boolean {
+    const bytes = this.tx.bytes;
+    const version = ipVersion(bytes, start, length);
+    if (version === 0) {
+      this.counters.notIp++;
+      return false;
+    }
+    const peer = this.allowedIps.lookupPacket(bytes, start + (version === 4 ? IPV4_DST_OFFSET : IPV6_DST_OFFSET), version);
+    if (peer === undefined) {
+      this.counters.noRoute++;
+      return false;
+    }
+    const protocol = this.protocol;
+    const outcome = protocol.encapsulate(peer, bytes, start, length, now, this);
+    if (outcome === Outcome.Send) {
+      const link = this.links[peer];
+      const result = protocol.result;
+      link.txPackets++;
+      link.txBytes += length;
+      if (link.socket !== null) {
+        this.tx.prepareSend(slot, result.offset, result.length, 0);
+        this.txFd[slot] = link.socket.fd;
+      } else {
+        this.tx.names.set(link.sockaddr, this.tx.nameOffset(slot));
+        this.tx.prepareSend(slot, result.offset, result.length, link.sockaddrLength);
+        this.txFd[slot] = this.listen!.fd;
+      }
+      return true;
+    }
+    if (outcome === Outcome.Hold) this.hold(peer, bytes, start, length);
+    return false;
+  }
+
+  /** Sends tx slots [0, count), one sendmmsg per run of slots that share a socket. */
+  private flushTx(count: number): void {
+    let start = 0;
+    while (start < count) {
+      const fd = this.txFd[start];
+      let end = start + 1;
+      while (end < count && this.txFd[end] === fd) end++;
+      const sent = this.tx.send(fd, start, end - start);
+      if (sent < end - start) this.counters.udpErrors += end - start - sent;
+      start = end;
+    }
+  }
+
+  /** UDP -> TUN. Returns true once `fd` is drained. */
+  private drainUdp(fd: number, now: number): boolean {
+    const rx = this.rx;
+    const protocol = this.protocol;
+    const result = protocol.result;
+    for (let round = 0; round < BATCHES_PER_ROUND; round++) {
+      const n = rx.recv(fd);
+      if (n < 0) {
+        // A pending ICMP error (e.g. ECONNREFUSED: the peer's port is closed) was reported;
+        // the datagrams behind it are still there.
+        continue;
+      }
+      for (let i = 0; i < n; i++) {
+        const outcome = protocol.receive(rx.bytes, rx.offsets[i], rx.lengths[i], now, this);
+        if (outcome === Outcome.Drop) {
+          if (this.log.traceOn) this.log.trace(`dropped datagram of ${rx.lengths[i]} bytes`);
+          continue;
+        }
+        const peer = result.peer;
+        const link = this.links[peer];
+        const nameAt = rx.nameOffset(i);
+        if (link.endpoint === null || !sockaddrMatches(rx.names, nameAt, link.endpoint)) {
+          this.learnEndpoint(peer, nameAt, now);
+        }
+        if (outcome === Outcome.Deliver) {
+          this.deliver(peer, link, result.buffer, result.offset, result.length);
+        } else if (outcome === Outcome.Reply) {
+          this.sendControl(peer, result.buffer, result.offset, result.length);
+        }
+        if (link.held !== null && link.held.count > 0 && protocol.canSend(peer)) this.flushHeld(peer, now);
+      }
+      if (n < BATCH) return true;
+    }
+    return false;
+  }
+
+  /** Writes a decapsulated packet to the TUN if its source is one the peer may use. */
+  private deliver(peer: number, link: PeerLink, buf: Uint8Array, offset: number, length: number): void {
+    const version = ipVersion(buf, offset, length);
+    if (version === 0) {
+      this.counters.notIp++;
+      return;
+    }
+    const srcAt = offset + (version === 4 ? IPV4_SRC_OFFSET : IPV6_SRC_OFFSET);
+    if (this.allowedIps.lookupPacket(buf, srcAt, version) !== peer) {
+      this.counters.sourceRejected++;
+      if (this.log.traceOn) this.log.trace(`peer ${link.name}: packet from a source outside its AllowedIPs dropped`);
+      return;
+    }
+    const address = buf === this.rx.bytes ? this.rx.addressOf(offset) : ptr(buf, offset);
+    if (libc.write(this.tun!.fd, address, length) < 0) {
+      this.counters.tunWriteErrors++;
+      return;
+    }
+    link.rxPackets++;
+    link.rxBytes += length;
+  }
+
+  // ---- control path (handshakes, keepalives, held packets): rare, may allocate -------------
+
+  sendControl(peer: number, buffer: Uint8Array, offset: number, length: number): void {
+    const link = this.links[peer];
+    let rc: number;
+    if (link.socket !== null) {
+      rc = libc.sendto(link.socket.fd, ptr(buffer, offset), length, 0, null, 0);
+    } else if (link.endpoint !== null) {
+      rc = libc.sendto(this.listen!.fd, ptr(buffer, offset), length, 0, ptr(link.sockaddr), link.sockaddrLength);
+    } else {
+      return;
+    }
+    if (rc < 0) {
+      this.counters.udpErrors++;
+      if (this.log.debugOn) this.log.debug(`peer ${link.name}: send failed: ${errnoName(errno())}`);
+    }
+  }
+
+  private hold(peer: number, buf: Uint8Array, offset: number, length: number): void {
+    const link = this.links[peer];
+    link.held ??= new HeldPackets(this.slotSize);
+    link.held.hold(buf, offset, length, HEADROOM);
+  }
+
+  private flushHeld(peer: number, now: number): void {
+    const link = this.links[peer];
+    const held = link.held!;
+    const protocol = this.protocol;
+    for (let i = 0; i < held.count; i++) {
+      const at = held.slotOffset(i, HEADROOM);
+      const length = held.lengths[i];
+      if (protocol.encapsulate(peer, held.bytes, at, length, now, this) !== Outcome.Send) break;
+      const r = protocol.result;
+      this.sendControl(peer, r.buffer, r.offset, r.length);
+      link.txPackets++;
+      link.txBytes += length;
+    }
+    link.held = null;
+  }
+
+  private flushAllHeld(now: number): void {
+    for (const link of this.links) {
+      if (link.held !== null && link.held.count > 0 && this.protocol.canSend(link.index)) this.flushHeld(link.index, now);
+    }
+  }
+
+  private learnEndpoint(peer: number, nameAt: number, now: number): void {
+    const endpoint = decodeSockaddr(this.rx.names, nameAt);
+    if (!endpoint) return;
+    const link = this.links[peer];
+    const before = link.endpoint;
+    this.setEndpoint(peer, endpoint);
+    this.log.info(`peer ${link.name}: endpoint ${before ? `${formatEndpoint(before)} -> ` : ""}${formatEndpoint(endpoint)}`);
+    this.protocol.endpointKnown(peer, now, this);
+  }
+
+  /** Points the peer at `endpoint` and gives it a socket connected there (the seed's design). */
+  private setEndpoint(peer: number, endpoint: Endpoint): void {
+    const link = this.links[peer];
+    const listen = this.listen!;
+    link.endpoint = endpoint;
+    link.sockaddrLength = encodeSockaddr(endpoint, listen.family, link.sockaddr);
+    this.closePeerSocket(link);
+    try {
+      link.socket = openConnectedSocket(listen, endpoint, { port: listen.port, fwmark: this.config.interface.fwmark });
+      this.epoll.addReadable(link.socket.fd, TOKEN_PEER_BASE + peer);
+    } catch (err) {
+      // The listening socket still reaches the peer; the connected one is an optimisation.
+      this.log.warn(`peer ${link.name}: no connected socket (${(err as Error).message}); using the listening socket`);
+      link.socket = null;
+    }
+  }
+
+  private closePeerSocket(link: PeerLink): void {
+    if (link.socket === null) return;
+    this.epoll.remove(link.socket.fd);
+    libc.close(link.socket.fd);
+    link.socket = null;
+  }
+}
+
+async function resolveEndpoint(host: string, port: number): Promise<Endpoint | null> {
+  const literal = parseIp(host);
+  if (literal) return { address: literal, port };
+  try {
+    const { address } = await lookup(host);
+    const parsed = parseIp(address);
+    return parsed ? { address: parsed, port } : null;
+  } catch {
+    return null;
+  }
+}

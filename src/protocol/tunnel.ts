@@ -1,0 +1,61 @@
+// The contract between the device loop (which owns every file descriptor) and a tunnel
+// protocol (pure logic: bytes and time in, decisions out). The device calls the protocol with
+// datagrams, outgoing IP packets and the clock; the protocol answers with an Outcome code and
+// fills `result`. Nothing here allocates per packet: `result` is one reused object.
+
+/** What the device should do with what it just handed the protocol. */
+export const enum Outcome {
+  /** Invalid, unknown or unwanted: drop it. */
+  Drop = 0,
+  /** Valid datagram from result.peer that carries nothing for the TUN (e.g. a keepalive). */
+  Accept = 1,
+  /** Valid datagram from result.peer: write result.buffer[offset, offset+length) to the TUN. */
+  Deliver = 2,
+  /** Valid datagram from result.peer: send result.buffer[offset, offset+length) back to it. */
+  Reply = 3,
+  /** Outgoing packet encapsulated in place: send result.buffer[offset, offset+length) to result.peer. */
+  Send = 4,
+  /** Outgoing packet cannot be sent yet (no session): hold it until the peer is ready. */
+  Hold = 5,
+}
+
+export class ProtocolResult {
+  peer = -1;
+  buffer: Uint8Array = new Uint8Array(0);
+  offset = 0;
+  length = 0;
+}
+
+/** Where timers and handshakes send their control datagrams. */
+export interface ControlSink {
+  sendControl(peer: number, buffer: Uint8Array, offset: number, length: number): void;
+}
+
+/** Milliseconds on a monotonic clock. */
+export type Millis = number;
+
+export interface TunnelProtocol {
+  /** Bytes the protocol writes in front of an outgoing IP packet. */
+  readonly headroom: number;
+  /** Bytes it may append after an outgoing IP packet. */
+  readonly tailroom: number;
+  readonly result: ProtocolResult;
+
+  /** A datagram arrived; `sink` takes any extra control datagrams it provokes. */
+  receive(buffer: Uint8Array, offset: number, length: number, now: Millis, sink: ControlSink): Outcome;
+  /**
+   * The IP packet in buffer[offset, offset+length) goes to `peer`; buffer has `headroom` bytes
+   * free before offset and `tailroom` after. Returns Send, Hold or Drop.
+   */
+  encapsulate(peer: number, buffer: Uint8Array, offset: number, length: number, now: Millis, sink: ControlSink): Outcome;
+  /** True once packets to `peer` can be encapsulated (held packets may be flushed). */
+  canSend(peer: number): boolean;
+  /** The device learnt or configured an endpoint for `peer`. */
+  endpointKnown(peer: number, now: Millis, sink: ControlSink): void;
+  /** Runs due timers (retransmits, keepalives). */
+  tick(now: Millis, sink: ControlSink): void;
+  /** When tick() next has work, or Infinity. */
+  nextDeadline(): Millis;
+  /** A line of state for `peer`, for logs and status. */
+  describe(peer: number): string;
+}

@@ -1,0 +1,161 @@
+// Batched UDP IO: recvmmsg/sendmmsg over a fixed set of slots. Every buffer, iovec, address and
+// header is allocated once; per datagram only numbers are written.
+//
+// struct mmsghdr (64-bit Linux): struct msghdr (56 bytes) + unsigned msg_len + padding = 64.
+//   msghdr: msg_name@0 (ptr), msg_namelen@8 (u32), msg_iov@16 (ptr), msg_iovlen@24 (size_t),
+//           msg_control@32, msg_controllen@40, msg_flags@48.
+// struct iovec: iov_base@0 (ptr), iov_len@8 (size_t) = 16 bytes.
+import { ptr } from "bun:ffi";
+import { libc, errno } from "./libc.ts";
+import { EAGAIN, EINTR } from "./errno.ts";
+import { SOCKADDR_MAX } from "./sockaddr.ts";
+
+const MMSGHDR_SIZE = 64;
+const IOVEC_SIZE = 16;
+const NAME_STRIDE = 32; // SOCKADDR_MAX rounded up
+const MSG_DONTWAIT = 0x40;
+
+export class DatagramBatch {
+  /** All slots' bytes; slot i starts at i * slotSize. */
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  /** Source (recv) or destination (send) sockaddr of slot i at i * NAME_STRIDE. */
+  readonly names: Uint8Array;
+  /** Per-slot payload start and length, as set for sending or filled by recv. */
+  readonly offsets: Int32Array;
+  readonly lengths: Int32Array;
+
+  private readonly headers: Uint8Array;
+  private readonly headerView: DataView;
+  private readonly iovecs: DataView;
+  private readonly bytesPtr: number;
+  private readonly namesPtr: number;
+  private readonly headersPtr: number;
+
+  constructor(
+    readonly capacity: number,
+    readonly slotSize: number,
+  ) {
+    this.bytes = new Uint8Array(new ArrayBuffer(capacity * slotSize));
+    this.view = new DataView(this.bytes.buffer);
+    this.names = new Uint8Array(new ArrayBuffer(capacity * NAME_STRIDE));
+    this.offsets = new Int32Array(capacity);
+    this.lengths = new Int32Array(capacity);
+    this.headers = new Uint8Array(new ArrayBuffer(capacity * MMSGHDR_SIZE));
+    this.headerView = new DataView(this.headers.buffer);
+    const iov = new Uint8Array(new ArrayBuffer(capacity * IOVEC_SIZE));
+    this.iovecs = new DataView(iov.buffer);
+    this.bytesPtr = ptr(this.bytes);
+    this.namesPtr = ptr(this.names);
+    this.headersPtr = ptr(this.headers);
+    const iovPtr = ptr(iov);
+    this.keepAlive = iov;
+    for (let i = 0; i < capacity; i++) {
+      const h = i * MMSGHDR_SIZE;
+      this.headerView.setBigUint64(h + 16, BigInt(iovPtr + i * IOVEC_SIZE), true);
+      this.headerView.setBigUint64(h + 24, 1n, true);
+      this.iovecs.setBigUint64(i * IOVEC_SIZE, BigInt(this.bytesPtr + i * slotSize), true);
+    }
+  }
+
+  // Holds the iovec array: the kernel reads it through a pointer only.
+  private readonly keepAlive: Uint8Array;
+
+  slotStart(i: number): number {
+    return i * this.slotSize;
+  }
+
+  nameOffset(i: number): number {
+    return i * NAME_STRIDE;
+  }
+
+  /** Address of a byte in `bytes`, for direct read()/write() calls. */
+  addressOf(byteOffset: number): number {
+    return this.bytesPtr + byteOffset;
+  }
+
+  /**
+   * Receives up to `capacity` datagrams without blocking. Returns the count (0 when nothing
+   * was waiting); slot i then holds lengths[i] bytes at slotStart(i) and its source in names.
+   */
+  recv(fd: number): number {
+    const hv = this.headerView;
+    for (let i = 0; i < this.capacity; i++) {
+      const h = i * MMSGHDR_SIZE;
+      // The iovec may have been pointed elsewhere by prepareSend: aim it at the slot again.
+      const base = this.bytesPtr + i * this.slotSize;
+      this.iovecs.setUint32(i * IOVEC_SIZE, base >>> 0, true);
+      this.iovecs.setUint32(i * IOVEC_SIZE + 4, Math.floor(base / 0x100000000), true);
+      this.iovecs.setUint32(i * IOVEC_SIZE + 8, this.slotSize, true);
+      // setBigUint64 per slot would allocate; split the pointer into two 32-bit halves.
+      const name = this.namesPtr + i * NAME_STRIDE;
+      hv.setUint32(h, name >>> 0, true);
+      hv.setUint32(h + 4, Math.floor(name / 0x100000000), true);
+      hv.setUint32(h + 8, SOCKADDR_MAX, true);
+      hv.setUint32(h + 48, 0, true);
+    }
+    const n = libc.recvmmsg(fd, this.headersPtr, this.capacity, MSG_DONTWAIT, 0);
+    if (n < 0) {
+      const code = errno();
+      if (code === EAGAIN || code === EINTR) return 0;
+      // ECONNREFUSED and friends on a connected socket report an earlier ICMP error: not fatal.
+      return -code;
+    }
+    for (let i = 0; i < n; i++) {
+      this.offsets[i] = i * this.slotSize;
+      this.lengths[i] = hv.getUint32(i * MMSGHDR_SIZE + 56, true);
+    }
+    return n;
+  }
+
+  /**
+   * Marks slot i for sending `length` bytes from `offset` (absolute, inside slot i) to the
+   * sockaddr at names[nameOffset(i)] of `nameLength` bytes (0 on a connected socket).
+   */
+  prepareSend(i: number, offset: number, length: number, nameLength: number): void {
+    const h = i * MMSGHDR_SIZE;
+    const hv = this.headerView;
+    this.offsets[i] = offset;
+    this.lengths[i] = length;
+    const base = this.bytesPtr + offset;
+    this.iovecs.setUint32(i * IOVEC_SIZE, base >>> 0, true);
+    this.iovecs.setUint32(i * IOVEC_SIZE + 4, Math.floor(base / 0x100000000), true);
+    this.iovecs.setUint32(i * IOVEC_SIZE + 8, length, true);
+    if (nameLength === 0) {
+      hv.setUint32(h, 0, true);
+      hv.setUint32(h + 4, 0, true);
+    } else {
+      const name = this.namesPtr + i * NAME_STRIDE;
+      hv.setUint32(h, name >>> 0, true);
+      hv.setUint32(h + 4, Math.floor(name / 0x100000000), true);
+    }
+    hv.setUint32(h + 8, nameLength, true);
+    hv.setUint32(h + 48, 0, true);
+  }
+
+  /**
+   * Sends slots [start, start+count) on `fd`. A datagram the kernel refuses (e.g. ICMP error
+   * pending, no route) is dropped and the rest still go. Returns how many were sent.
+   */
+  send(fd: number, start: number, count: number): number {
+    let sent = 0;
+    let at = start;
+    const end = start + count;
+    while (at < end) {
+      const n = libc.sendmmsg(fd, this.headersPtr + at * MMSGHDR_SIZE, end - at, MSG_DONTWAIT);
+      if (n > 0) {
+        sent += n;
+        at += n;
+      } else if (n === 0) {
+        break;
+      } else {
+        const code = errno();
+        if (code === EINTR) continue;
+        if (code === EAGAIN) break; // socket buffer full: drop the rest of this burst
+        at++; // this datagram failed; skip it
+      }
+    }
+    return sent;
+  }
+}
+

@@ -1,0 +1,66 @@
+// The TUN device: /dev/net/tun + TUNSETIFF gives a file descriptor that reads and writes whole
+// IP packets (IFF_NO_PI: no 4-byte packet-info header in front).
+import { ptr } from "bun:ffi";
+import { cstr, libc } from "./libc.ts";
+import { EBUSY, EINVAL, ENOENT, EPERM, EACCES, NEEDS_NET_ADMIN, fail } from "./errno.ts";
+import { setNonBlocking } from "./fd.ts";
+
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+const TUNSETIFF = 0x400454ca;
+const IFF_TUN = 0x0001;
+const IFF_NO_PI = 0x1000;
+export const IFNAMSIZ = 16;
+
+export interface TunDevice {
+  readonly fd: number;
+  /** The name the kernel gave the interface (may differ if a pattern like "wt%d" was asked). */
+  readonly name: string;
+}
+
+/** Interface names: 1-15 bytes, no '/', no whitespace, not "." or "..". */
+export function validateInterfaceName(name: string): string | null {
+  if (name.length === 0) return "interface name is empty";
+  if (Buffer.byteLength(name) >= IFNAMSIZ) return `interface name "${name}" is longer than 15 bytes`;
+  if (/[\s/:]/.test(name) || name === "." || name === "..") {
+    return `interface name "${name}" may not contain whitespace, '/' or ':'`;
+  }
+  return null;
+}
+
+/**
+ * Creates (or attaches to) TUN interface `name`, non-blocking. The interface lives as long as
+ * the fd: closing it removes the interface with its addresses and routes.
+ */
+export function openTun(name: string): TunDevice {
+  const bad = validateInterfaceName(name);
+  if (bad) throw new Error(bad);
+  const fd = libc.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    fail("open /dev/net/tun", {
+      [ENOENT]: "the tun module is missing (modprobe tun), or in a container pass --device /dev/net/tun",
+      [EPERM]: NEEDS_NET_ADMIN,
+      [EACCES]: NEEDS_NET_ADMIN,
+    });
+  }
+  // struct ifreq: char ifr_name[16]; short ifr_flags; padding to 40 bytes.
+  const ifr = new Uint8Array(new ArrayBuffer(40));
+  Buffer.from(ifr.buffer).write(name, 0, "utf8");
+  new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI, true);
+  if (libc.ioctl(fd, TUNSETIFF, ptr(ifr)) < 0) {
+    try {
+      fail(`TUNSETIFF ${name}`, {
+        [EPERM]: NEEDS_NET_ADMIN,
+        [EACCES]: NEEDS_NET_ADMIN,
+        [EBUSY]: `interface ${name} exists and is in use (another wontun or VPN running?)`,
+        [EINVAL]: `interface ${name} exists and is not a TUN device`,
+      });
+    } finally {
+      libc.close(fd);
+    }
+  }
+  setNonBlocking(fd);
+  const end = ifr.indexOf(0);
+  const actual = new TextDecoder().decode(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end));
+  return { fd, name: actual };
+}
