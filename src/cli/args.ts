@@ -13,7 +13,7 @@ export function rejectUnknownOptions(rawArgs: string[], args: ArgsDef): void {
   }
   for (const raw of rawArgs) {
     if (raw === "--") break;
-    if (!raw.startsWith("-") || raw === "-") continue;
+    if (!raw.startsWith("-") || raw === "-" || /^-\d/.test(raw)) continue; // values like -3 are not options
     const name = raw.replace(/^--?(no-)?/, "").split("=")[0];
     if (!known.has(name)) throw new UsageError(`unknown option ${raw.split("=")[0]}`);
   }

@@ -66,13 +66,13 @@ function createSocket(family: number, opts: UdpSocketOptions): number {
   return fd;
 }
 
+/** Binds to the wildcard address; on failure throws and leaves closing `fd` to the caller. */
 function bindAny(fd: number, family: number, port: number): void {
   const sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   const any = { address: new Uint8Array(family === AF_INET ? 4 : 16), port };
   const len = encodeSockaddr(any, family, sa);
   if (libc.bind(fd, ptr(sa), len) < 0) {
     const code = errno();
-    libc.close(fd);
     if (code === EADDRINUSE) {
       throw new Error(`bind UDP port ${port}: address already in use (${errnoName(code)}): another program holds this port; set ListenPort to a free one`);
     }
@@ -86,6 +86,22 @@ function boundPort(fd: number): number {
   lenBox[0] = SOCKADDR_MAX;
   if (libc.getsockname(fd, ptr(sa), ptr(lenBox)) < 0) fail("getsockname");
   return decodeSockaddr(sa)?.port ?? 0;
+}
+
+/**
+ * Fails if another program holds `port`. The listening socket sets SO_REUSEPORT (so the per-peer
+ * sockets can share the port), which would also let a second daemon silently share it: a
+ * plain bind first proves nobody else is there.
+ */
+function assertPortFree(family: number, port: number): void {
+  const fd = libc.socket(family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) fail("socket(UDP)");
+  if (family === AF_INET6) setIntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+  try {
+    bindAny(fd, family, port);
+  } finally {
+    libc.close(fd);
+  }
 }
 
 /**
@@ -105,7 +121,13 @@ export function openUdpSocket(opts: UdpSocketOptions, family?: number): UdpSocke
       throw err;
     }
   }
-  bindAny(fd, fam, opts.port);
+  try {
+    if (opts.port !== 0) assertPortFree(fam, opts.port);
+    bindAny(fd, fam, opts.port);
+  } catch (err) {
+    libc.close(fd);
+    throw err;
+  }
   return { fd, family: fam, port: opts.port === 0 ? boundPort(fd) : opts.port };
 }
 
@@ -115,7 +137,12 @@ export function openUdpSocket(opts: UdpSocketOptions, family?: number): UdpSocke
  */
 export function openConnectedSocket(listen: UdpSocket, peer: Endpoint, opts: UdpSocketOptions): UdpSocket {
   const fd = createSocket(listen.family, opts);
-  bindAny(fd, listen.family, listen.port);
+  try {
+    bindAny(fd, listen.family, listen.port);
+  } catch (err) {
+    libc.close(fd);
+    throw err;
+  }
   const sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   const len = encodeSockaddr(peer, listen.family, sa);
   if (libc.connect(fd, ptr(sa), len) < 0) {

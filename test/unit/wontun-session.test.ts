@@ -213,6 +213,18 @@ describe("wontun protocol: hostile datagrams", () => {
     expect(p.drops.malformed).toBe(1);
   });
 
+  test("a Response nobody asked for is dropped and does not touch a connected session", () => {
+    const { net, server, client } = clientServer();
+    net.run(100);
+    const forged = new Uint8Array(9);
+    forged[0] = 2;
+    forged.set([7, 0, 0, 0, 0, 0, 0, 0], 1); // assigned 7, echoes our index 0
+    expect(client.protocol.receive(forged, 0, 9, net.now, client)).toBe(Outcome.Drop);
+    expect(client.protocol.sessions[0].remoteIndex).toBe(0);
+    expect(client.protocol.drops.unexpected).toBe(1);
+    expect(server.connected("client-A")).toBe(true);
+  });
+
   test("random bytes never throw and never deliver to an unknown peer", () => {
     const p = new WontunProtocol("server", [{ name: "client-A", persistentKeepaliveSeconds: 0 }]);
     let seed = 42;

@@ -26,6 +26,7 @@ export class DropCounters {
   malformed = 0;
   unknownName = 0;
   unknownIndex = 0;
+  unexpected = 0;
 }
 
 export class WontunProtocol implements TunnelProtocol {
@@ -94,6 +95,11 @@ export class WontunProtocol implements TunnelProtocol {
     const session = this.sessions[peer];
     if (session === undefined) {
       this.drops.unknownIndex++;
+      return Outcome.Drop;
+    }
+    if (!session.expectsResponse()) {
+      // Late duplicate, or forged: it must not reset a working session.
+      this.drops.unexpected++;
       return Outcome.Drop;
     }
     const before = session.state;

@@ -86,6 +86,11 @@ export class WontunSession {
     return Control.Response;
   }
 
+  /** A HandshakeResponse only answers an Init of ours, possibly crossing theirs. */
+  expectsResponse(): boolean {
+    return this.state === HandshakeState.HandshakeSent || this.state === HandshakeState.HandshakeReceived;
+  }
+
   /** Their HandshakeResponse to an Init of ours (or a crossing one). Confirm with a keepalive. */
   onResponse(assignedIdx: number, now: number): Control {
     this.remoteIndex = assignedIdx;
