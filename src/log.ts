@@ -17,14 +17,22 @@ export interface Logger {
   trace(message: string): void;
 }
 
-export function createLogger(level: LogLevel = "info", tag = "wontun"): Logger {
-  const consola: ConsolaInstance = createConsola({
-    level: CONSOLA_LEVEL[level],
-    // Logs go to stderr so that stdout stays clean for command output (conf, pubkey, ...).
-    stdout: process.stderr,
-    stderr: process.stderr,
-    formatOptions: { date: true, colors: process.stderr.isTTY ?? false, compact: true },
-  }).withTag(tag);
+const LABELS: Record<string, string> = {
+  fatal: "ERROR", error: "ERROR", warn: "WARN ", info: "INFO ", success: "INFO ", log: "INFO ",
+  debug: "DEBUG", trace: "TRACE", verbose: "TRACE",
+};
+
+/** One line per event, "TIME LEVEL message": easy to read, grep and ship to a log collector. */
+const lineReporter = {
+  log(entry: { type: string; args: unknown[]; date: Date }) {
+    const text = entry.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
+    process.stderr.write(`${entry.date.toISOString()} ${LABELS[entry.type] ?? "INFO "} ${text}\n`);
+  },
+};
+
+export function createLogger(level: LogLevel = "info"): Logger {
+  // Logs go to stderr so that stdout stays clean for command output (conf, pubkey, ...).
+  const consola: ConsolaInstance = createConsola({ level: CONSOLA_LEVEL[level], reporters: [lineReporter] });
   return {
     traceOn: CONSOLA_LEVEL[level] >= 5,
     debugOn: CONSOLA_LEVEL[level] >= 4,
