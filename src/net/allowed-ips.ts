@@ -6,16 +6,18 @@
 // as fixed-size records in one Int32Array rather than as JS objects:
 //   IPv4, 4 ints (16 B): key, meta, child0, child1
 //   IPv6, 8 ints (32 B): key0..key3, meta, child0, child1, unused
-// meta is the prefix length plus a has-value flag; a child link is the element offset of the
-// child's record, taken by the bit just after the node's prefix. Offset 0 (record 0, unused) is
-// the nil link, so zero-filled memory is empty. Freed records are chained through child0; the
-// array grows by half its size when full. Values live in a plain JS array indexed by record number.
-// Why: with path compression there are fewer than 2n records for n prefixes (~24 B per IPv4
-// prefix with its value slot), and a lookup visits one record per branching on its path (~17
-// for 100k random IPv4 prefixes, at most 33 / 129), each a masked compare of one word. Keeping a
-// record's fields side by side costs one cache miss per step instead of one per field array.
+// meta is the prefix length plus the number of the value's slot in a plain JS array (0: none);
+// a child link is the element offset of the child's record, taken by the bit just after the
+// node's prefix. Offset 0 (record 0, unused) is the nil link, so zero-filled memory is empty.
+// Freed records are chained through child0; the array grows by half when full.
+// Why: path compression keeps fewer than 2n records for n prefixes (~45 B per IPv4 prefix all
+// told), and a walk takes one step per branching on its path, each a masked compare of a word.
+// Keeping a record's fields side by side costs one cache miss per step, not one per field.
+// Once a table holds a few hundred prefixes, a 2^16-entry jump table indexed by the address's
+// top 16 bits (512 KiB) says where each walk leaves the prefixes shorter than /16, which skips
+// the ~13 top steps of a 100k-prefix table; changes rewrite only the entries they affect.
 // Lookups read addresses straight out of the packet buffer and allocate nothing. Multibit
-// (stride) tries take fewer steps but cost much more memory on sparse 100k-prefix tables.
+// (stride) tries throughout would take fewer steps but cost far more memory on sparse tables.
 
 import type { Cidr } from "./ip.ts";
 
@@ -39,7 +41,7 @@ const SLOT_SHIFT = 8;
 const MAX_SLOTS = 1 << 23;
 const INITIAL_RECORDS = 16;
 
-/** IPv4 jump table: indexed by the top JUMP_BITS of the address; built from this many prefixes. */
+/** The jump table is indexed by the top JUMP_BITS of an address; built from this many prefixes. */
 const JUMP_BITS = 16;
 const JUMP_THRESHOLD = 256;
 
@@ -66,7 +68,7 @@ class Trie<T> {
   /** Scratch path for remove(): record offsets from the root down. */
   private readonly path: Int32Array;
   /**
-   * IPv4 only, once the table is large: for each /16 block i, jump[2i] is the record where the
+   * Once the table is large: for each /16 block i (of word 0), jump[2i] is the record where the
    * walk for any address in the block leaves the prefixes shorter than /16 (the first record of
    * length >= 16 on its path, or nil) and jump[2i+1] the best valued record passed on the way.
    * A lookup starts there instead of at the root, skipping the ~13 top steps. Each change
@@ -141,8 +143,17 @@ class Trie<T> {
   lookup6(): T | undefined {
     const a = this.scratch;
     const nodes = this.nodes;
-    let p = this.root;
-    let best = 0;
+    const jump = this.jump;
+    let p: number;
+    let best: number;
+    if (jump !== null) {
+      const j = (a[0] >>> (32 - JUMP_BITS)) << 1;
+      p = jump[j];
+      best = jump[j + 1];
+    } else {
+      p = this.root;
+      best = 0;
+    }
     let from = 0; // words before this one are known to match
     while (p !== 0) {
       const meta = nodes[p + 4];
@@ -244,7 +255,6 @@ class Trie<T> {
       return old;
     }
     slot = this.freeSlots.pop() ?? this.values.length;
-    if (slot >= MAX_SLOTS) throw new RangeError(`AllowedIps holds at most ${MAX_SLOTS - 1} prefixes per family`);
     this.values[slot] = value;
     this.nodes[p + this.meta] |= slot << SLOT_SHIFT;
     this.count++;
@@ -261,9 +271,11 @@ class Trie<T> {
 
   /** Inserts the scratch key (host bits already cleared) with length `prefix`. */
   insert(prefix: number, value: T): T | undefined {
+    // Checked up front so that a failed insert leaves the trie as it was.
+    if (this.count >= MAX_SLOTS - 1) throw new RangeError(`AllowedIps holds at most ${MAX_SLOTS - 1} prefixes per family`);
     const before = this.count;
     const old = this.insertRecord(prefix, value);
-    if (this.count !== before && this.words === 1) {
+    if (this.count !== before) {
       // A new prefix changes only the walks of the blocks under the topmost record that the
       // insert created or gave a value to. (A replaced value changes nothing: jump entries
       // hold records, not values.)
@@ -354,7 +366,7 @@ class Trie<T> {
       topPrefix = this.prefixOf(m);
       this.release(m);
     }
-    if (this.words === 1) this.afterChange(topKey, topPrefix);
+    this.afterChange(topKey, topPrefix);
     return old;
   }
 
@@ -370,13 +382,13 @@ class Trie<T> {
     }
     if (removed > 0) {
       this.root = this.prune(this.root);
-      if (this.words === 1) this.afterChange(0, 0);
+      this.afterChange(0, 0);
     }
     return removed;
   }
 
   /**
-   * Brings the IPv4 jump table up to date after a change under the prefix (`key0` = its first
+   * Brings the jump table up to date after a change under the prefix (`key0` = its first
    * word, `prefix` = its length): builds it when the table has grown large enough, else
    * rewrites the entries of the /16 blocks that prefix covers.
    */

@@ -436,4 +436,64 @@ describe("AllowedIps against brute force", () => {
       check(sorted);
     });
   }
+
+  // Past a few hundred prefixes a /16 jump table is built and then patched on every change;
+  // check every step of a mixed workload, with many short prefixes (which patch wide ranges).
+  for (const family of [4, 6] as const) {
+    test(`IPv${family}: interleaved inserts, removals and lookups across the jump-table threshold`, () => {
+      const next = rng(family === 4 ? 0xabc4 : 0xabc6);
+      const len = family === 4 ? 4 : 16;
+      const maxBits = len * 8;
+      const t = new AllowedIps<number>();
+      const routes = new Map<string, { cidr: Cidr; value: number }>();
+      let mismatches = 0;
+      const probe = (a: Uint8Array) => {
+        if (t.lookup(a) !== bruteLookup([...routes.values()], a)) mismatches++;
+      };
+      const near = (c: Cidr) => {
+        const a = new Uint8Array(c.address);
+        for (let bit = c.prefix; bit < maxBits; bit++) if (next() & 1) a[bit >> 3] |= 0x80 >> (bit & 7);
+        return a;
+      };
+      let jumpBuilt = false;
+      for (let step = 0; step < 1500; step++) {
+        const action = next() % 40;
+        if (action < 30 || routes.size < 10) {
+          // Mostly within 10.0.0.0/8-like space so short and long prefixes overlap.
+          const addr = randomBytes(next, len);
+          addr[0] = 10;
+          const r = next() % 10;
+          const prefix = r < 3 ? next() % 17 : r < 8 ? 16 + (next() % 17) : next() % (maxBits + 1);
+          const c: Cidr = { address: masked(addr, prefix), prefix };
+          const value = next() % 50;
+          t.insert(c, value);
+          routes.set(formatCidr(c), { cidr: c, value });
+          probe(near(c));
+        } else if (action < 38) {
+          const all = [...routes.entries()];
+          const [k, r] = all[next() % all.length];
+          expect(t.remove(r.cidr)).toBe(r.value);
+          routes.delete(k);
+          probe(near(r.cidr));
+        } else {
+          const v = next() % 50;
+          let n = 0;
+          for (const [k, r] of routes) if (r.value === v) (routes.delete(k), n++);
+          expect(t.removeValue(v)).toBe(n);
+        }
+        for (let i = 0; i < 8; i++) {
+          const a = randomBytes(next, len);
+          if (i < 6) a[0] = 10;
+          probe(a);
+        }
+        const all = [...routes.values()];
+        if (all.length > 0) probe(near(all[next() % all.length].cidr));
+        // (Peeks at the private table only to make sure this test reaches it.)
+        jumpBuilt ||= (t as unknown as Record<string, { jump: unknown }>)[`v${family}`].jump != null;
+      }
+      expect(jumpBuilt).toBe(true);
+      expect(mismatches).toBe(0);
+      expect(t.size).toBe(routes.size);
+    });
+  }
 });
