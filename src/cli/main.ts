@@ -1,14 +1,21 @@
 #!/usr/bin/env bun
-// wontun's command line. Subcommands: up, conf. The original program's invocation
+// wontun's command line. Subcommands: up, conf, genkey, pubkey, genpsk. The original program's invocation
 // `wontun --conf FILE [--log-level L]` still works and means `wontun up FILE`.
 import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
 import { upCommand } from "./commands/up.ts";
 import { confCommand } from "./commands/conf.ts";
+import { genkeyCommand, genpskCommand, pubkeyCommand } from "./commands/keys.ts";
 import { ConfigError } from "../config/model.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 import { VERSION } from "./version.ts";
 
-const subCommands: Record<string, CommandDef<any>> = { up: upCommand, conf: confCommand };
+const subCommands: Record<string, CommandDef<any>> = {
+  up: upCommand,
+  conf: confCommand,
+  genkey: genkeyCommand,
+  pubkey: pubkeyCommand,
+  genpsk: genpskCommand,
+};
 
 const main = defineCommand({
   meta: { name: "wontun", version: VERSION, description: "A small VPN: TUN interface, UDP tunnel, one executable" },

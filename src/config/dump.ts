@@ -1,7 +1,9 @@
 // Printing a Config: JSON in the original wontun-conf shape, and both file formats (each of which
-// parses back to an equal Config).
+// parses back to an equal Config, apart from warnings: wg-quick-only keys are not kept, as in
+// `wg showconf`).
 import { type Cidr, formatCidr, formatIp } from "../net/ip.ts";
-import { type Config, DEFAULT_MTU_WONTUN, type PeerConfig } from "./model.ts";
+import { encodeKey, publicKeyOf } from "../crypto/keys.ts";
+import { type Config, DEFAULT_LISTEN_PORT_WIREGUARD, defaultMtu, type PeerConfig } from "./model.ts";
 
 type Json = string | number | null | Json[] | { [key: string]: Json };
 
@@ -19,22 +21,34 @@ export function formatHostPort(endpoint: { host: string; port: number }): string
  * {"interface":{"name","address":[ip,prefix],"listen_port"},"peers":[{"name","endpoint","allowed_ips"}]}.
  * Several interface addresses print as an array of pairs; mtu, fwmark and persistent_keepalive
  * are added after the original keys only when they differ from the defaults.
+ *
+ * A WireGuard config has the same shape, a null name where none is set, and its keys in base64
+ * after the original keys: the interface's "private_key" (in full, as `wg showconf` prints it) and
+ * "public_key" (derived from it), each peer's "public_key" and, when set, "preshared_key".
  */
 export function toJson(config: Config, pretty: boolean): string {
   const iface = config.interface;
+  const wireguard = config.mode === "wireguard";
+  const label = (name: string): Json => (wireguard && name === "" ? null : name);
   const ifaceJson: { [key: string]: Json } = {
-    name: iface.name,
+    name: label(iface.name),
     address: iface.addresses.length === 1 ? pair(iface.addresses[0]) : iface.addresses.map(pair),
     listen_port: iface.listenPort,
   };
-  if (iface.mtu !== DEFAULT_MTU_WONTUN) ifaceJson.mtu = iface.mtu;
+  if (iface.privateKey) {
+    ifaceJson.private_key = encodeKey(iface.privateKey);
+    ifaceJson.public_key = encodeKey(publicKeyOf(iface.privateKey));
+  }
+  if (iface.mtu !== defaultMtu(config.mode)) ifaceJson.mtu = iface.mtu;
   if (iface.fwmark !== 0) ifaceJson.fwmark = iface.fwmark;
   const peers = config.peers.map((peer: PeerConfig) => {
     const out: { [key: string]: Json } = {
-      name: peer.name,
+      name: label(peer.name),
       endpoint: peer.endpoint ? formatHostPort(peer.endpoint) : null,
       allowed_ips: peer.allowedIps.map(pair),
     };
+    if (peer.publicKey) out.public_key = encodeKey(peer.publicKey);
+    if (peer.presharedKey) out.preshared_key = encodeKey(peer.presharedKey);
     if (peer.persistentKeepalive !== 0) out.persistent_keepalive = peer.persistentKeepalive;
     return out;
   });
@@ -51,17 +65,26 @@ function tomlString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** The config as a .toml file. */
+/**
+ * The config as a .toml file. Optional values are written only when they differ from the
+ * defaults; a WireGuard config's keys are written in base64, the private key in full.
+ */
 export function toToml(config: Config): string {
   const iface = config.interface;
-  const out: string[] = ["[interface]", `name = ${tomlString(iface.name)}`];
+  const wireguard = config.mode === "wireguard";
+  const out: string[] = ["[interface]"];
+  if (!wireguard || iface.name !== "") out.push(`name = ${tomlString(iface.name)}`);
+  if (iface.privateKey) out.push(`private_key = ${tomlString(encodeKey(iface.privateKey))}`);
   const addresses = iface.addresses.map((a) => tomlString(formatCidr(a)));
   out.push(`address = ${addresses.length === 1 ? addresses[0] : `[${addresses.join(", ")}]`}`);
-  out.push(`listen_port = ${iface.listenPort}`);
-  if (iface.mtu !== DEFAULT_MTU_WONTUN) out.push(`mtu = ${iface.mtu}`);
+  if (!wireguard || iface.listenPort !== DEFAULT_LISTEN_PORT_WIREGUARD) out.push(`listen_port = ${iface.listenPort}`);
+  if (iface.mtu !== defaultMtu(config.mode)) out.push(`mtu = ${iface.mtu}`);
   if (iface.fwmark !== 0) out.push(`fwmark = ${hex(iface.fwmark)}`);
   for (const peer of config.peers) {
-    out.push("", "[[peers]]", `name = ${tomlString(peer.name)}`);
+    out.push("", "[[peers]]");
+    if (!wireguard || peer.name !== "") out.push(`name = ${tomlString(peer.name)}`);
+    if (peer.publicKey) out.push(`public_key = ${tomlString(encodeKey(peer.publicKey))}`);
+    if (peer.presharedKey) out.push(`preshared_key = ${tomlString(encodeKey(peer.presharedKey))}`);
     if (peer.endpoint) out.push(`endpoint = ${tomlString(formatHostPort(peer.endpoint))}`);
     if (peer.allowedIps.length > 0) {
       out.push(`allowed_ips = [${peer.allowedIps.map((c) => tomlString(formatCidr(c))).join(", ")}]`);
@@ -71,19 +94,26 @@ export function toToml(config: Config): string {
   return `${out.join("\n")}\n`;
 }
 
-/** The config as a wg-style .conf file. */
+/**
+ * The config as a wg-style .conf file. A WireGuard config is written as wg-quick reads it, keys
+ * in base64 like `wg showconf` (the private key in full); Name lines appear only where a name is
+ * set (Name is wontun's, wg-quick does not know it).
+ */
 export function toIni(config: Config): string {
   const iface = config.interface;
-  const out: string[] = [
-    "[Interface]",
-    `Name = ${iface.name}`,
-    `Address = ${iface.addresses.map(formatCidr).join(", ")}`,
-    `ListenPort = ${iface.listenPort}`,
-  ];
-  if (iface.mtu !== DEFAULT_MTU_WONTUN) out.push(`MTU = ${iface.mtu}`);
+  const wireguard = config.mode === "wireguard";
+  const out: string[] = ["[Interface]"];
+  if (!wireguard || iface.name !== "") out.push(`Name = ${iface.name}`);
+  if (iface.privateKey) out.push(`PrivateKey = ${encodeKey(iface.privateKey)}`);
+  out.push(`Address = ${iface.addresses.map(formatCidr).join(", ")}`);
+  if (!wireguard || iface.listenPort !== DEFAULT_LISTEN_PORT_WIREGUARD) out.push(`ListenPort = ${iface.listenPort}`);
+  if (iface.mtu !== defaultMtu(config.mode)) out.push(`MTU = ${iface.mtu}`);
   if (iface.fwmark !== 0) out.push(`FwMark = ${hex(iface.fwmark)}`);
   for (const peer of config.peers) {
-    out.push("", "[Peer]", `Name = ${peer.name}`);
+    out.push("", "[Peer]");
+    if (!wireguard || peer.name !== "") out.push(`Name = ${peer.name}`);
+    if (peer.publicKey) out.push(`PublicKey = ${encodeKey(peer.publicKey)}`);
+    if (peer.presharedKey) out.push(`PresharedKey = ${encodeKey(peer.presharedKey)}`);
     if (peer.endpoint) out.push(`Endpoint = ${formatHostPort(peer.endpoint)}`);
     if (peer.allowedIps.length > 0) out.push(`AllowedIPs = ${peer.allowedIps.map(formatCidr).join(", ")}`);
     if (peer.persistentKeepalive !== 0) out.push(`PersistentKeepalive = ${peer.persistentKeepalive}`);

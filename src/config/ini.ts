@@ -59,8 +59,8 @@ export function parseIni(text: string, file: string): RawConfig {
     const entry = section.entries.get(spec.ini);
     if (!entry) {
       section.entries.set(spec.ini, { key, line: lineNo, items: [{ value, line: lineNo }] });
-    } else if (spec.list) {
-      entry.items.push({ value, line: lineNo }); // AllowedIPs / Address lines accumulate, as in wg
+    } else if (spec.list || spec.repeat) {
+      entry.items.push({ value, line: lineNo }); // AllowedIPs / Address / PostUp lines accumulate, as in wg-quick
     } else {
       fail(key, `duplicate key (already set on line ${entry.line})`);
     }

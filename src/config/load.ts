@@ -15,10 +15,27 @@ export function formatFromPath(path: string): ConfigFormat | null {
   return FORMATS[extname(path).toLowerCase()] ?? null;
 }
 
+export interface LoadOptions {
+  /**
+   * Accept WireGuard-mode configs (a PrivateKey in [Interface]); default false. A caller that can
+   * only run the unencrypted wontun protocol leaves it off, so that a WireGuard config is refused
+   * with a clear message instead of being run without encryption. `wontun conf` passes true, and
+   * so does `wontun up` once it runs the WireGuard protocol.
+   */
+  wireguard?: boolean;
+}
+
 /** Parses and validates config text; `fileName` is only used in error messages. */
-export function parseConfigText(text: string, fileName: string, format: ConfigFormat): Config {
+export function parseConfigText(text: string, fileName: string, format: ConfigFormat, options: LoadOptions = {}): Config {
   const raw = format === "toml" ? parseToml(text, fileName) : parseIni(text, fileName);
-  return buildConfig(raw);
+  const config = buildConfig(raw);
+  if (config.mode === "wireguard" && !options.wireguard) {
+    const entry = raw.interface?.entries.get("PrivateKey");
+    throw new ConfigError(fileName, entry?.line ?? null, entry?.key ?? null,
+      "this is a WireGuard config, and this command cannot run the WireGuard protocol yet " +
+      "(`wontun conf` reads it; without PrivateKey and keys wontun runs its unencrypted protocol)");
+  }
+  return config;
 }
 
 const READ_ERRORS: Record<string, string> = {
@@ -31,7 +48,7 @@ const READ_ERRORS: Record<string, string> = {
 };
 
 /** Reads, parses and validates a config file (.conf/.ini: wg-style ini; .toml: TOML). */
-export function loadConfig(path: string): Config {
+export function loadConfig(path: string, options: LoadOptions = {}): Config {
   const format = formatFromPath(path);
   if (!format) throw new ConfigError(path, null, null, "unknown config format, use .conf, .ini or .toml");
   let text: string;
@@ -43,7 +60,7 @@ export function loadConfig(path: string): Config {
     const reason = code ? `${code}: ${words ?? (err as Error).message}` : String(err);
     throw new ConfigError(path, null, null, `cannot read: ${reason}`);
   }
-  return parseConfigText(text, path, format);
+  return parseConfigText(text, path, format, options);
 }
 
 /** The TUN interface name a config file implies: its name without extension (tun0.conf → tun0). */

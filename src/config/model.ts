@@ -1,24 +1,53 @@
 // The parsed, validated configuration that the device runs. Both file formats (wg-style ini
 // and TOML) produce exactly this; `wontun conf` prints it back out.
+//
+// Two modes, chosen by the config itself: a PrivateKey in [Interface] makes it a WireGuard config
+// (peers are identified by PublicKey, names are optional labels); without one it is a wontun config
+// (the unencrypted wontun protocol, peers identified by Name).
 import type { Cidr } from "../net/ip.ts";
+import { encodeKey } from "../crypto/keys.ts";
 
+export type ConfigMode = "wontun" | "wireguard";
+
+/** wontun mode's port when ListenPort is absent. */
 export const DEFAULT_LISTEN_PORT = 19988;
+/** WireGuard mode's port when ListenPort is absent: 0, the kernel picks a free port (as wg does). */
+export const DEFAULT_LISTEN_PORT_WIREGUARD = 0;
 /** Seed's scripts set MTU 1400 on the TUN interface in plaintext wontun mode. */
 export const DEFAULT_MTU_WONTUN = 1400;
+/** wg-quick's MTU on a 1500-byte link: 1500 minus 80 bytes of IPv6 + UDP + WireGuard overhead. */
+export const DEFAULT_MTU_WIREGUARD = 1420;
 export const MAX_PEER_NAME_BYTES = 100;
+/** Length of a WireGuard key (private, public, preshared). */
+export const KEY_BYTES = 32;
+
+export function defaultListenPort(mode: ConfigMode): number {
+  return mode === "wireguard" ? DEFAULT_LISTEN_PORT_WIREGUARD : DEFAULT_LISTEN_PORT;
+}
+
+export function defaultMtu(mode: ConfigMode): number {
+  return mode === "wireguard" ? DEFAULT_MTU_WIREGUARD : DEFAULT_MTU_WONTUN;
+}
 
 export interface InterfaceConfig {
-  /** This host's name, sent in HandshakeInit. */
+  /**
+   * This host's name, sent in HandshakeInit (wontun mode, required). In WireGuard mode an optional
+   * label, "" when absent.
+   */
   name: string;
   /** Interface addresses with their prefix, host bits kept (e.g. 10.10.0.3/24). */
   addresses: Cidr[];
+  /** UDP port; 0 (WireGuard mode only) = the kernel picks a free port. */
   listenPort: number;
   mtu: number;
   /** SO_MARK for the UDP sockets; 0 = none. */
   fwmark: number;
+  /** Curve25519 private key as written (not clamped), 32 bytes; non-null exactly in WireGuard mode. */
+  privateKey: Uint8Array | null;
 }
 
 export interface PeerConfig {
+  /** wontun mode: the peer's handshake name (required). WireGuard mode: optional label, "" when absent. */
   name: string;
   /** "host:port" as written (host may be an IP literal or a name); null when the peer dials us. */
   endpoint: { host: string; port: number } | null;
@@ -26,11 +55,34 @@ export interface PeerConfig {
   allowedIps: Cidr[];
   /** Seconds between keepalives; 0 = off. */
   persistentKeepalive: number;
+  /** The peer's Curve25519 public key, 32 bytes; non-null exactly in WireGuard mode. */
+  publicKey: Uint8Array | null;
+  /** Optional 32-byte preshared key (WireGuard mode only). null means none, i.e. 32 zero bytes in Noise. */
+  presharedKey: Uint8Array | null;
 }
 
 export interface Config {
+  /** "wireguard" iff [Interface] has a PrivateKey. */
+  mode: ConfigMode;
   interface: InterfaceConfig;
   peers: PeerConfig[];
+  /**
+   * Accepted but ignored settings (wg-quick's DNS, Table, SaveConfig, Pre/PostUp/Down), one line
+   * each: "FILE:LINE: KEY is accepted but not acted on yet (wg-quick feature)".
+   */
+  warnings: string[];
+}
+
+/** A public key as a short label: its first 8 base64 characters and an ellipsis ("xTIBA5rb…"). */
+export function shortKey(key: Uint8Array): string {
+  return `${encodeKey(key).slice(0, 8)}…`;
+}
+
+/** How to call a peer in logs and messages: its Name if set, else its shortened public key. */
+export function peerLabel(peer: Pick<PeerConfig, "name" | "publicKey">): string {
+  if (peer.name !== "") return peer.name;
+  if (peer.publicKey) return shortKey(peer.publicKey);
+  return "(unnamed)";
 }
 
 /** A config problem, located: "FILE:LINE: KEY: what is wrong". */

@@ -79,7 +79,7 @@ function tableToSection(
           : key === "peers" ? " (write each peer as a [[peers]] table)" : ""}`);
     }
     const entry: RawEntry = { key, line, items: [] };
-    if (spec.list && Array.isArray(value)) {
+    if ((spec.list || spec.repeat) && Array.isArray(value)) {
       for (const item of value) {
         entry.items.push({ value: item, line: typeof item === "string" ? lines.item(where, line, item) : line });
       }

@@ -1,16 +1,23 @@
 // Turns the neutral key/value form that both file parsers (ini.ts, toml.ts) produce into the
 // validated Config model. The key tables below are the single list of what a config may contain:
 // supporting a new key means adding one entry to INTERFACE_KEYS or PEER_KEYS.
+//
+// The mode is decided before any value is read: a PrivateKey in [Interface] makes a WireGuard
+// config (keys required on every peer, names optional), otherwise it is a wontun config (names
+// required, no keys anywhere). Mixing the two is an error located at the offending peer.
 import { type Cidr, formatCidr, ipEquals, parseCidr, parseIpv4, parseIpv6 } from "../net/ip.ts";
 import { splitHostPort } from "../net/endpoint.ts";
+import { decodeKey, encodeKey, publicKeyOf } from "../crypto/keys.ts";
 import {
   type Config,
   ConfigError,
-  DEFAULT_LISTEN_PORT,
-  DEFAULT_MTU_WONTUN,
+  type ConfigMode,
+  defaultListenPort,
+  defaultMtu,
   type InterfaceConfig,
   MAX_PEER_NAME_BYTES,
   type PeerConfig,
+  peerLabel,
 } from "./model.ts";
 
 export type ConfigFormat = "ini" | "toml";
@@ -52,6 +59,11 @@ export interface RawConfig {
 // ---------------------------------------------------------------------------------------------
 // The key tables
 
+/** What a key's apply() may depend on besides its own value. */
+export interface ApplyContext {
+  mode: ConfigMode;
+}
+
 export interface KeySpec<T> {
   /** wg-quick spelling; matched case-insensitively in ini files. Also the key's id. */
   ini: string;
@@ -59,20 +71,49 @@ export interface KeySpec<T> {
   toml: string;
   /** Several values: comma-separated in ini (repeated lines accumulate), string or array in TOML. */
   list?: boolean;
+  /** Repeated ini lines accumulate, each one value (no comma splitting); string or array in TOML. */
+  repeat?: boolean;
+  /**
+   * A wg-quick feature wontun reads but does not act on: it is validated, then reported in
+   * Config.warnings (unless apply returns false: a value that asks for nothing, e.g. Table = auto).
+   */
+  warn?: boolean;
   /** Reads the entry's value(s) into the section being built; throws ConfigError on bad input. */
-  apply(target: T, value: ValueReader): void;
+  apply(target: T, value: ValueReader, context: ApplyContext): void | boolean;
+}
+
+/** wg-quick's shell hooks: accepted (one command per line, repeatable), never run. */
+function hook(ini: string, toml: string): KeySpec<InterfaceConfig> {
+  return { ini, toml, repeat: true, warn: true, apply: (_t, v) => v.lines().length > 0 };
 }
 
 export const INTERFACE_KEYS: KeySpec<InterfaceConfig>[] = [
   { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
+  { ini: "PrivateKey", toml: "private_key", apply: (t, v) => { t.privateKey = v.key(); } },
   { ini: "Address", toml: "address", list: true, apply: (t, v) => { t.addresses = v.cidrs(true); } },
-  { ini: "ListenPort", toml: "listen_port", apply: (t, v) => { t.listenPort = v.integer(1, 65535); } },
+  {
+    ini: "ListenPort",
+    toml: "listen_port",
+    // 0 asks the kernel for a free port: what wg does without a ListenPort. A wontun peer must be
+    // reachable on a known port, so wontun mode wants 1-65535.
+    apply: (t, v, c) => { t.listenPort = v.integer(c.mode === "wireguard" ? 0 : 1, 65535); },
+  },
   { ini: "MTU", toml: "mtu", apply: (t, v) => { t.mtu = v.integer(MIN_MTU, MAX_MTU); } },
   { ini: "FwMark", toml: "fwmark", apply: (t, v) => { t.fwmark = v.integer(0, 0xffffffff, { off: true, hex: true }); } },
+  // wg-quick only: accepted so that an existing wg-quick file loads unchanged, reported as warnings.
+  { ini: "DNS", toml: "dns", list: true, warn: true, apply: (_t, v) => v.strings().length > 0 },
+  { ini: "Table", toml: "table", warn: true, apply: (_t, v) => v.table() !== "auto" },
+  { ini: "SaveConfig", toml: "save_config", warn: true, apply: (_t, v) => v.boolean() },
+  hook("PreUp", "pre_up"),
+  hook("PostUp", "post_up"),
+  hook("PreDown", "pre_down"),
+  hook("PostDown", "post_down"),
 ];
 
 export const PEER_KEYS: KeySpec<PeerConfig>[] = [
   { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
+  { ini: "PublicKey", toml: "public_key", apply: (t, v) => { t.publicKey = v.key(); } },
+  { ini: "PresharedKey", toml: "preshared_key", apply: (t, v) => { t.presharedKey = v.key(); } },
   { ini: "Endpoint", toml: "endpoint", apply: (t, v) => { t.endpoint = v.endpoint(); } },
   { ini: "AllowedIPs", toml: "allowed_ips", list: true, apply: (t, v) => { t.allowedIps = v.cidrs(false); } },
   {
@@ -215,6 +256,51 @@ export class ValueReader {
     return out;
   }
 
+  /** All values of a repeatable key, one per line (ini) or array item (TOML), not split at commas. */
+  lines(): string[] {
+    return this.entry.items.map((item) => {
+      if (typeof item.value !== "string") {
+        this.fail(`expected a string or an array of strings, got ${describeType(item.value)}`, item.line);
+      }
+      if (item.value.trim() === "") this.fail("empty value", item.line);
+      return item.value;
+    });
+  }
+
+  /** A WireGuard key: 32 bytes written as 44 characters of base64, as `wg genkey` prints them. */
+  key(): Uint8Array {
+    const text = this.string();
+    const key = decodeKey(text.trim());
+    // The reason comes from decodeKey, which must not repeat the text: it may be a private key.
+    if (typeof key === "string") this.fail(key, this.single().line);
+    return key;
+  }
+
+  /** wg-quick's boolean (SaveConfig): "true" or "false" in ini, a boolean in TOML. */
+  boolean(): boolean {
+    const item = this.single();
+    const value = item.value;
+    if (typeof value === "boolean") return value;
+    if (typeof value === "string" && this.format === "ini") {
+      if (value === "true") return true;
+      if (value === "false") return false;
+      this.fail(`expected true or false, got "${value}"`, item.line);
+    }
+    this.fail(`expected true or false, got ${describeType(value)}`, item.line);
+  }
+
+  /** wg-quick's Table: "off", "auto", a table number or a table name; a TOML integer is a number. */
+  table(): string {
+    const item = this.single();
+    if (typeof item.value === "bigint") {
+      if (item.value < 0n || item.value > 0xffffffffn) this.fail(`expected a routing table 0-4294967295, got ${item.value}`, item.line);
+      return String(item.value);
+    }
+    const text = this.string();
+    if (/\s/.test(text)) this.fail(`expected off, auto, or a routing table number or name, got "${text}"`, item.line);
+    return text;
+  }
+
   /** A list of CIDRs; interface addresses keep their host bits, AllowedIPs are truncated. */
   cidrs(keepHostBits: boolean): Cidr[] {
     const out: Cidr[] = [];
@@ -251,40 +337,74 @@ export class ValueReader {
 // ---------------------------------------------------------------------------------------------
 // From the neutral form to the model
 
-function defaultInterface(): InterfaceConfig {
-  return { name: "", addresses: [], listenPort: DEFAULT_LISTEN_PORT, mtu: DEFAULT_MTU_WONTUN, fwmark: 0 };
+function defaultInterface(mode: ConfigMode): InterfaceConfig {
+  return {
+    name: "",
+    addresses: [],
+    listenPort: defaultListenPort(mode),
+    mtu: defaultMtu(mode),
+    fwmark: 0,
+    privateKey: null,
+  };
 }
 
 function defaultPeer(): PeerConfig {
-  return { name: "", endpoint: null, allowedIps: [], persistentKeepalive: 0 };
+  return { name: "", endpoint: null, allowedIps: [], persistentKeepalive: 0, publicKey: null, presharedKey: null };
 }
 
-function applySection<T>(raw: RawConfig, section: RawSection, target: T): T {
+function applySection<T>(raw: RawConfig, section: RawSection, target: T, context: ApplyContext, warnings: string[]): T {
   for (const spec of keysOf(section.kind) as KeySpec<T>[]) {
     const entry = section.entries.get(spec.ini);
-    if (entry) spec.apply(target, new ValueReader(raw.file, raw.format, entry));
+    if (!entry) continue;
+    const meaningful = spec.apply(target, new ValueReader(raw.file, raw.format, entry), context);
+    if (spec.warn && meaningful !== false) {
+      const where = entry.line === null ? raw.file : `${raw.file}:${entry.line}`;
+      warnings.push(`${where}: ${entry.key} is accepted but not acted on yet (wg-quick feature)`);
+    }
   }
   return target;
 }
 
+/** The ids of the keys only a WireGuard-mode peer may have. */
+const PEER_KEY_IDS = ["PublicKey", "PresharedKey"];
+
 /** Validates the neutral form into a Config; throws the first ConfigError found. */
 export function buildConfig(raw: RawConfig): Config {
   const { file, format } = raw;
-  const nameKey = format === "ini" ? "Name" : "name";
   const entryOf = (section: RawSection, id: string) => section.entries.get(id);
   const lineOf = (section: RawSection, id: string) => entryOf(section, id)?.line ?? section.line;
   const keyOf = (section: RawSection, id: string) =>
     entryOf(section, id)?.key ?? keyName(keysOf(section.kind).find((s) => s.ini === id)!, format);
+  const spelled = (kind: SectionKind, id: string) => keyName(keysOf(kind).find((s) => s.ini === id)!, format);
+  const nameKey = spelled("interface", "Name");
 
   if (!raw.interface) {
     throw new ConfigError(file, null, null, `missing ${sectionLabel("interface", format)} section`);
   }
   const ifSection = raw.interface;
-  const iface = applySection(raw, ifSection, defaultInterface());
   const ifLabel = sectionLabel("interface", format);
-  if (iface.name === "") {
-    throw new ConfigError(file, ifSection.line, nameKey,
-      `${ifLabel} needs a Name (this host's name, sent in handshakes)`);
+  const peerSectionLabel = sectionLabel("peer", format);
+  const privateKeyName = spelled("interface", "PrivateKey");
+  const publicKeyName = spelled("peer", "PublicKey");
+  const mode: ConfigMode = ifSection.entries.has("PrivateKey") ? "wireguard" : "wontun";
+  const context: ApplyContext = { mode };
+  const warnings: string[] = [];
+
+  const iface = applySection(raw, ifSection, defaultInterface(mode), context, warnings);
+  if (mode === "wontun") {
+    // A key on a peer without one on the interface is a WireGuard config missing its PrivateKey:
+    // say so before complaining about names a WireGuard config does not need.
+    for (const section of raw.peers) {
+      const id = PEER_KEY_IDS.find((k) => section.entries.has(k));
+      if (id) {
+        throw new ConfigError(file, lineOf(section, id), keyOf(section, id),
+          `${keyOf(section, id)} needs ${privateKeyName} in ${ifLabel}; without keys wontun runs its unencrypted protocol`);
+      }
+    }
+    if (iface.name === "") {
+      throw new ConfigError(file, ifSection.line, nameKey,
+        `${ifLabel} needs a Name (this host's name, sent in handshakes)`);
+    }
   }
   if (iface.addresses.length === 0) {
     throw new ConfigError(file, lineOf(ifSection, "Address"), keyOf(ifSection, "Address"),
@@ -295,28 +415,48 @@ export function buildConfig(raw: RawConfig): Config {
     throw new ConfigError(file, lineOf(ifSection, "MTU"), keyOf(ifSection, "MTU"),
       `MTU ${iface.mtu} is too small for IPv6 (address ${formatCidr(v6)}): IPv6 needs at least ${MIN_MTU_IPV6}`);
   }
+  const ownPublicKey = iface.privateKey ? encodeKey(publicKeyOf(iface.privateKey)) : null;
 
   const peers: PeerConfig[] = [];
   const nameLines = new Map<string, number | null>();
+  const keyLines = new Map<string, { peer: PeerConfig; line: number | null }>();
   const allowedBy = new Map<string, string>();
   for (const section of raw.peers) {
-    const peer = applySection(raw, section, defaultPeer());
-    const peerLabel = sectionLabel("peer", format);
+    const peer = applySection(raw, section, defaultPeer(), context, warnings);
     const nameLine = lineOf(section, "Name");
-    if (peer.name === "") {
+    if (mode === "wireguard") {
+      if (!peer.publicKey) {
+        throw new ConfigError(file, section.line, publicKeyName,
+          `${publicKeyName} is required when ${ifLabel} has ${privateKeyName}`);
+      }
+      const keyLine = lineOf(section, "PublicKey");
+      const key = encodeKey(peer.publicKey);
+      if (key === ownPublicKey) {
+        throw new ConfigError(file, keyLine, keyOf(section, "PublicKey"),
+          `this is the interface's own public key (from its ${privateKeyName}); a peer needs the other side's public key`);
+      }
+      const first = keyLines.get(key);
+      if (first) {
+        throw new ConfigError(file, keyLine, keyOf(section, "PublicKey"),
+          `duplicate public key: peer ${peerLabel(first.peer)}${first.line === null ? "" : ` (line ${first.line})`} has the same one`);
+      }
+      keyLines.set(key, { peer, line: keyLine });
+    } else if (peer.name === "") {
       throw new ConfigError(file, section.line, nameKey,
-        `${peerLabel} needs a Name (the name the peer sends in its handshakes)`);
+        `${peerSectionLabel} needs a Name (the name the peer sends in its handshakes)`);
     }
-    if (peer.name === iface.name) {
-      throw new ConfigError(file, nameLine, keyOf(section, "Name"),
-        `peer "${peer.name}" has the same name as the interface`);
+    if (peer.name !== "") {
+      if (peer.name === iface.name) {
+        throw new ConfigError(file, nameLine, keyOf(section, "Name"),
+          `peer "${peer.name}" has the same name as the interface`);
+      }
+      if (nameLines.has(peer.name)) {
+        const first = nameLines.get(peer.name);
+        throw new ConfigError(file, nameLine, keyOf(section, "Name"),
+          `duplicate peer name "${peer.name}"${first === null ? "" : ` (first used on line ${first})`}`);
+      }
+      nameLines.set(peer.name, nameLine);
     }
-    if (nameLines.has(peer.name)) {
-      const first = nameLines.get(peer.name);
-      throw new ConfigError(file, nameLine, keyOf(section, "Name"),
-        `duplicate peer name "${peer.name}"${first === null ? "" : ` (first used on line ${first})`}`);
-    }
-    nameLines.set(peer.name, nameLine);
     for (const cidr of peer.allowedIps) {
       const text = formatCidr(cidr);
       const owner = allowedBy.get(text);
@@ -324,11 +464,11 @@ export function buildConfig(raw: RawConfig): Config {
         throw new ConfigError(file, lineOfCidr(raw, section, cidr), keyOf(section, "AllowedIPs"),
           `${text} is already allowed for peer ${owner}`);
       }
-      allowedBy.set(text, peer.name);
+      allowedBy.set(text, peerLabel(peer));
     }
     peers.push(peer);
   }
-  return { interface: iface, peers };
+  return { mode, interface: iface, peers, warnings };
 }
 
 /** The line of the AllowedIPs item that yields `cidr` (for error messages). */

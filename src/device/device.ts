@@ -4,12 +4,20 @@
 import { ptr } from "bun:ffi";
 import { lookup } from "node:dns/promises";
 import { libc, errno } from "../sys/libc.ts";
-import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
+import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, ENETUNREACH, EPERM, errnoName } from "../sys/errno.ts";
 import { Epoll } from "../sys/epoll.ts";
 import { DatagramBatch } from "../sys/mmsg.ts";
 import { openTun, type TunDevice } from "../sys/tun.ts";
 import { openConnectedSocket, openUdpSocket, type UdpSocket } from "../sys/udp.ts";
-import { decodeSockaddr, encodeSockaddr, sockaddrMatches } from "../sys/sockaddr.ts";
+import {
+  AF_INET,
+  SOCKADDR_IN6_SIZE,
+  SOCKADDR_IN_SIZE,
+  SOCKADDR_MAX,
+  decodeSockaddr,
+  encodeSockaddr,
+  sockaddrMatches,
+} from "../sys/sockaddr.ts";
 import { configureInterface, routesFor } from "../sys/netlink.ts";
 import { AllowedIps } from "../net/allowed-ips.ts";
 import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET, IPV6_DST_OFFSET, IPV6_SRC_OFFSET, ipVersion } from "../net/ip-packet.ts";
@@ -67,6 +75,8 @@ export class Device implements ControlSink {
   private readonly rx: DatagramBatch;
   private readonly tx: DatagramBatch;
   private readonly txFd = new Int32Array(BATCH);
+  private readonly txPeer = new Int32Array(BATCH);
+  private readonly replyName = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   private readonly slotSize: number;
   private readonly maxPacket: number;
   private stopping = false;
@@ -244,6 +254,7 @@ export class Device implements ControlSink {
       const result = protocol.result;
       link.txPackets++;
       link.txBytes += length;
+      this.txPeer[slot] = peer;
       if (link.socket !== null) {
         this.tx.prepareSend(slot, result.offset, result.length, 0);
         this.txFd[slot] = link.socket.fd;
@@ -266,7 +277,11 @@ export class Device implements ControlSink {
       let end = start + 1;
       while (end < count && this.txFd[end] === fd) end++;
       const sent = this.tx.send(fd, start, end - start);
-      if (sent < end - start) this.counters.udpErrors += end - start - sent;
+      if (sent < end - start) {
+        this.counters.udpErrors += end - start - sent;
+        const link = this.links[this.txPeer[start]];
+        if (link.socket !== null && link.socket.fd === fd) this.recoverSocket(link, this.tx.lastErrno);
+      }
       start = end;
     }
   }
@@ -284,14 +299,18 @@ export class Device implements ControlSink {
         continue;
       }
       for (let i = 0; i < n; i++) {
-        const outcome = protocol.receive(rx.bytes, rx.offsets[i], rx.lengths[i], now, this);
+        const nameAt = rx.nameOffset(i);
+        const outcome = protocol.receive(rx.bytes, rx.offsets[i], rx.lengths[i], rx.names, nameAt, now, this);
         if (outcome === Outcome.Drop) {
           if (this.log.traceOn) this.log.trace(`dropped datagram of ${rx.lengths[i]} bytes`);
           continue;
         }
+        if (outcome === Outcome.ReplyToSource) {
+          this.replyToSource(fd, nameAt, result.buffer, result.offset, result.length);
+          continue;
+        }
         const peer = result.peer;
         const link = this.links[peer];
-        const nameAt = rx.nameOffset(i);
         if (link.endpoint === null || !sockaddrMatches(rx.names, nameAt, link.endpoint)) {
           this.learnEndpoint(peer, nameAt, now);
         }
@@ -336,6 +355,9 @@ export class Device implements ControlSink {
     let rc: number;
     if (link.socket !== null) {
       rc = libc.sendto(link.socket.fd, ptr(buffer, offset), length, 0, null, 0);
+      if (rc < 0 && this.recoverSocket(link, errno())) {
+        rc = libc.sendto(link.socket.fd, ptr(buffer, offset), length, 0, null, 0);
+      }
     } else if (link.endpoint !== null) {
       rc = libc.sendto(this.listen!.fd, ptr(buffer, offset), length, 0, ptr(link.sockaddr), link.sockaddrLength);
     } else {
@@ -345,6 +367,32 @@ export class Device implements ControlSink {
       this.counters.udpErrors++;
       if (this.log.debugOn) this.log.debug(`peer ${link.name}: send failed: ${errnoName(errno())}`);
     }
+  }
+
+  /**
+   * A connected socket keeps the source address it had at connect(). When our own address
+   * changes (we roamed), sends on it fail: connect a fresh one, at most once a second.
+   * Returns true if the peer has a new socket.
+   */
+  private recoverSocket(link: PeerLink, code: number): boolean {
+    if (code !== EINVAL && code !== EADDRNOTAVAIL && code !== ENETUNREACH && code !== EPERM) return false;
+    const now = performance.now();
+    if (link.endpoint === null || now - link.reconnectedAt < 1000) return false;
+    link.reconnectedAt = now;
+    this.log.info(`peer ${link.name}: sending failed (${errnoName(code)}); reconnecting its socket`);
+    this.setEndpoint(link.index, link.endpoint);
+    return link.socket !== null;
+  }
+
+  /** Answers a datagram's source without treating it as a peer (cookie replies). */
+  private replyToSource(fd: number, nameAt: number, buffer: Uint8Array, offset: number, length: number): void {
+    const names = this.rx.names;
+    const family = names[nameAt] | (names[nameAt + 1] << 8);
+    const nameLength = family === AF_INET ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE;
+    // Copy: the rx batch is reused, and the sockaddr must match the socket's family.
+    this.replyName.set(names.subarray(nameAt, nameAt + nameLength));
+    const target = fd === this.listen!.fd ? fd : this.listen!.fd;
+    if (libc.sendto(target, ptr(buffer, offset), length, 0, ptr(this.replyName), nameLength) < 0) this.counters.udpErrors++;
   }
 
   private hold(peer: number, buf: Uint8Array, offset: number, length: number): void {

@@ -13,6 +13,8 @@ export class PeerLink {
   /** Socket on our port connected to the endpoint (the seed's per-peer socket), if open. */
   socket: UdpSocket | null = null;
   held: HeldPackets | null = null;
+  /** When the connected socket was last re-created after a send error (ms, monotonic). */
+  reconnectedAt = Number.NEGATIVE_INFINITY;
 
   rxBytes = 0;
   txBytes = 0;

@@ -58,6 +58,9 @@ export class DatagramBatch {
     }
   }
 
+  /** errno of the last datagram send() could not send (0 if none failed). */
+  lastErrno = 0;
+
   // Holds the iovec array: the kernel reads it through a pointer only.
   private readonly keepAlive: Uint8Array;
 
@@ -140,6 +143,7 @@ export class DatagramBatch {
   send(fd: number, start: number, count: number): number {
     let sent = 0;
     let at = start;
+    this.lastErrno = 0;
     const end = start + count;
     while (at < end) {
       const n = libc.sendmmsg(fd, this.headersPtr + at * MMSGHDR_SIZE, end - at, MSG_DONTWAIT);
@@ -151,6 +155,7 @@ export class DatagramBatch {
       } else {
         const code = errno();
         if (code === EINTR) continue;
+        this.lastErrno = code;
         if (code === EAGAIN) break; // socket buffer full: drop the rest of this burst
         at++; // this datagram failed; skip it
       }

@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { toIni, toJson, toToml } from "../../src/config/dump.ts";
-import { interfaceNameFromPath, loadConfig, parseConfigText } from "../../src/config/load.ts";
-import { type Config, ConfigError } from "../../src/config/model.ts";
+import { interfaceNameFromPath, type LoadOptions, loadConfig, parseConfigText } from "../../src/config/load.ts";
+import { type Config, ConfigError, peerLabel } from "../../src/config/model.ts";
+import { decodeKey } from "../../src/crypto/keys.ts";
 import type { ConfigFormat } from "../../src/config/validate.ts";
 import { parseCidr } from "../../src/net/ip.ts";
 
@@ -65,19 +66,27 @@ describe("good configs", () => {
     expect(config.interface.listenPort).toBe(19988);
     expect(config.interface.mtu).toBe(1400);
     expect(config.interface.fwmark).toBe(0);
-    expect(config.peers[0]).toEqual({ name: "b", endpoint: null, allowedIps: [], persistentKeepalive: 0 });
+    expect(config.peers[0]).toEqual({
+      name: "b", endpoint: null, allowedIps: [], persistentKeepalive: 0, publicKey: null, presharedKey: null,
+    });
+    expect(config.mode).toBe("wontun");
+    expect(config.interface.privateKey).toBeNull();
+    expect(config.warnings).toEqual([]);
   });
 
   test("every key, case-insensitive keys, comments, accumulating lists", () => {
     const config = loadConfig(fixture("full.conf"));
     const cidr = (text: string, keep = false) => parseCidr(text, keep);
+    const noKeys = { publicKey: null, presharedKey: null };
     expect(config).toEqual({
+      mode: "wontun",
       interface: {
         name: "host-1",
         addresses: [cidr("10.20.0.1/16", true), cidr("fd20::1/64", true), cidr("192.168.77.5/32", true)],
         listenPort: 51000,
         mtu: 1420,
         fwmark: 0x1f,
+        privateKey: null,
       },
       peers: [
         {
@@ -85,15 +94,18 @@ describe("good configs", () => {
           endpoint: { host: "fd00::2", port: 51820 },
           allowedIps: [cidr("10.20.1.0/24"), cidr("fd20:1::/48"), cidr("10.99.0.7/32")],
           persistentKeepalive: 25,
+          ...noKeys,
         },
         {
           name: "beta",
           endpoint: { host: "vpn.example.com", port: 19988 },
           allowedIps: [cidr("0.0.0.0/0")],
           persistentKeepalive: 0,
+          ...noKeys,
         },
-        { name: "gamma", endpoint: null, allowedIps: [], persistentKeepalive: 0 },
+        { name: "gamma", endpoint: null, allowedIps: [], persistentKeepalive: 0, ...noKeys },
       ],
+      warnings: [],
     } as Config);
     expect(loadConfig(fixture("full.toml"))).toEqual(config);
   });
@@ -288,7 +300,8 @@ describe("ini errors", () => {
     expectError(lines(...IFACE, "[Peers]"), "ini", 4, null, "unknown section [Peers] (expected [Interface] or [Peer])");
   });
   test("unknown key, and a key in the wrong section", () => {
-    expectError(lines(...IFACE, "PrivateKey = abc"), "ini", 4, "PrivateKey", "unknown key in [Interface]");
+    expectError(lines(...IFACE, "PrivateKeys = abc"), "ini", 4, "PrivateKeys", "unknown key in [Interface]");
+    expectError(lines(...IFACE, "PublicKey = abc"), "ini", 4, "PublicKey", "PublicKey belongs in [Peer]");
     expectError(lines(...IFACE, "listen_port = 1"), "ini", 4, "listen_port", "(did you mean ListenPort?)");
     expectError(lines(...IFACE, "Endpoint = 1.2.3.4:5"), "ini", 4, "Endpoint", "Endpoint belongs in [Peer]");
   });
@@ -365,5 +378,286 @@ describe("toml errors", () => {
   test("endpoint must be host:port", () => {
     expectError(lines(...TIFACE, "[[peers]]", 'name = "b"', "endpoint = 19988"), "toml", 6, "endpoint",
       "expected a string, got integer");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// WireGuard mode. The keys were made with `wg genkey`, `wg pubkey` and `wg genpsk`.
+
+const KEYS = {
+  serverPrivate: "gJnJwhUM+UFTfh+bSADsxHKfFOxLZj4+Wqg7aWPlBHc=",
+  serverPublic: "6NaISLXHYLiQk6rJUDRWpZKubW4VIm9yLxM2TqJELXc=",
+  laptopPrivate: "MLFVghLrW7BXmNxm6dUiRMZBORcmM0Yg+GSZ1UwQans=",
+  laptopPublic: "msJ7rBuJBwFmE9FoW41utBg9mVINU1Uy0L5BS/8QxzQ=",
+  officePublic: "oNnvT8kN6olS9TWMcgOTKJH73shIpK73POFf8mPvuCw=",
+  thirdPublic: "ZjWk3/sm+3sFGs2/bFPxBtwM9lyEEpG64HSwmnFry2Q=",
+  psk: "07Bu6t4iLjkwkNbnlYFTQ6cnOro+zaSSumqGSy78y98=",
+};
+const WG = { wireguard: true } satisfies LoadOptions;
+const key = (text: string) => decodeKey(text) as Uint8Array;
+const wgIni = (text: string) => parseConfigText(text, "wg0.conf", "ini", WG);
+const wgToml = (text: string) => parseConfigText(text, "wg0.toml", "toml", WG);
+const withoutWarnings = (config: Config): Config => ({ ...config, warnings: [] });
+
+const WG_IFACE = ["[Interface]", `PrivateKey = ${KEYS.serverPrivate}`, "Address = 10.8.0.1/24"];
+const WG_TIFACE = ["[interface]", `private_key = "${KEYS.serverPrivate}"`, 'address = "10.8.0.1/24"'];
+
+describe("WireGuard mode: good configs", () => {
+  test("a wg-quick server config loads unchanged, with warnings for what wontun does not do", () => {
+    const config = loadConfig(fixture("wg0.conf"), WG);
+    const cidr = (text: string, keep = false) => parseCidr(text, keep);
+    expect(config).toEqual({
+      mode: "wireguard",
+      interface: {
+        name: "",
+        addresses: [cidr("10.8.0.1/24", true), cidr("fd08::1/64", true)],
+        listenPort: 51820,
+        mtu: 1420,
+        fwmark: 0,
+        privateKey: key(KEYS.serverPrivate),
+      },
+      peers: [
+        {
+          name: "",
+          endpoint: null,
+          allowedIps: [cidr("10.8.0.2/32"), cidr("fd08::2/128")],
+          persistentKeepalive: 0,
+          publicKey: key(KEYS.laptopPublic),
+          presharedKey: key(KEYS.psk),
+        },
+        {
+          name: "",
+          endpoint: { host: "2001:db8::5", port: 51820 },
+          allowedIps: [cidr("10.8.0.3/32"), cidr("192.168.50.0/24")],
+          persistentKeepalive: 25,
+          publicKey: key(KEYS.officePublic),
+          presharedKey: null,
+        },
+        {
+          name: "",
+          endpoint: { host: "vpn.example.org", port: 51820 },
+          allowedIps: [cidr("10.9.0.0/16")],
+          persistentKeepalive: 0,
+          publicKey: key(KEYS.thirdPublic),
+          presharedKey: null,
+        },
+      ],
+      // Table = auto and SaveConfig = false ask for nothing, so they are not reported.
+      warnings: [
+        `${fixture("wg0.conf")}:6: DNS is accepted but not acted on yet (wg-quick feature)`,
+        `${fixture("wg0.conf")}:8: PostUp is accepted but not acted on yet (wg-quick feature)`,
+        `${fixture("wg0.conf")}:10: PostDown is accepted but not acted on yet (wg-quick feature)`,
+      ],
+    } as Config);
+  });
+
+  test("the TOML version is the same config, its warnings in TOML spelling", () => {
+    const toml = loadConfig(fixture("wg0.toml"), WG);
+    expect(withoutWarnings(toml)).toEqual(withoutWarnings(loadConfig(fixture("wg0.conf"), WG)));
+    expect(toml.warnings).toEqual([
+      `${fixture("wg0.toml")}:6: dns is accepted but not acted on yet (wg-quick feature)`,
+      `${fixture("wg0.toml")}:7: post_up is accepted but not acted on yet (wg-quick feature)`,
+      `${fixture("wg0.toml")}:11: post_down is accepted but not acted on yet (wg-quick feature)`,
+    ]);
+  });
+
+  test("JSON: the original shape plus base64 keys; the private key in full, as wg showconf prints it", () => {
+    expect(JSON.parse(toJson(loadConfig(fixture("wg0.conf"), WG), false))).toEqual({
+      interface: {
+        name: null,
+        address: [["10.8.0.1", 24], ["fd08::1", 64]],
+        listen_port: 51820,
+        private_key: KEYS.serverPrivate,
+        public_key: KEYS.serverPublic, // what `wg pubkey` says for the private key
+      },
+      peers: [
+        {
+          name: null,
+          endpoint: null,
+          allowed_ips: [["10.8.0.2", 32], ["fd08::2", 128]],
+          public_key: KEYS.laptopPublic,
+          preshared_key: KEYS.psk,
+        },
+        {
+          name: null,
+          endpoint: "[2001:db8::5]:51820",
+          allowed_ips: [["10.8.0.3", 32], ["192.168.50.0", 24]],
+          public_key: KEYS.officePublic,
+          persistent_keepalive: 25,
+        },
+        { name: null, endpoint: "vpn.example.org:51820", allowed_ips: [["10.9.0.0", 16]], public_key: KEYS.thirdPublic },
+      ],
+    });
+    expect(JSON.parse(toJson(loadConfig(fixture("wg-client.conf"), WG), false)).interface).toEqual({
+      name: "laptop",
+      address: [["10.8.0.2", 32], ["fd08::2", 128]],
+      listen_port: 0,
+      private_key: KEYS.laptopPrivate,
+      public_key: KEYS.laptopPublic,
+      mtu: 1380,
+      fwmark: 0xca6c,
+    });
+  });
+
+  test("defaults: ListenPort 0 (the kernel picks a port, as wg does), MTU 1420, names optional", () => {
+    const config = wgIni(lines(...WG_IFACE, "[Peer]", `PublicKey = ${KEYS.laptopPublic}`));
+    expect(config.mode).toBe("wireguard");
+    expect(config.interface.listenPort).toBe(0);
+    expect(config.interface.mtu).toBe(1420);
+    expect(config.interface.name).toBe("");
+    expect(config.peers[0].name).toBe("");
+    expect(config.peers[0].presharedKey).toBeNull();
+    expect(config.warnings).toEqual([]);
+    expect(wgIni(lines(...WG_IFACE, "ListenPort = 0")).interface.listenPort).toBe(0);
+    // No peers at all is fine too (a server waiting for `wg set`-style additions later).
+    expect(wgIni(lines(...WG_IFACE)).peers).toEqual([]);
+  });
+
+  test("peer labels: the name if set, else the public key's first 8 base64 characters", () => {
+    const config = wgIni(lines(...WG_IFACE, "[Peer]", `PublicKey = ${KEYS.laptopPublic}`,
+      "[Peer]", "Name = office", `PublicKey = ${KEYS.officePublic}`));
+    expect(config.peers.map(peerLabel)).toEqual(["msJ7rBuJ…", "office"]);
+    expect(peerLabel(loadConfig(fixture("seed.conf")).peers[0])).toBe("server");
+  });
+
+  test("wg-quick keys: every one is accepted and reported once, in both modes and formats", () => {
+    const text = lines("[Interface]", "Name = a", "Address = 10.0.0.1/24", "DNS = 1.1.1.1", "Table = off",
+      "SaveConfig = true", "PreUp = echo a, b", "PreUp = echo c", "PostUp = x", "PreDown = y", "PostDown = z");
+    expect(parseConfigText(text, "t.conf", "ini").warnings).toEqual(
+      [[4, "DNS"], [5, "Table"], [6, "SaveConfig"], [7, "PreUp"], [9, "PostUp"], [10, "PreDown"], [11, "PostDown"]]
+        .map(([line, k]) => `t.conf:${line}: ${k} is accepted but not acted on yet (wg-quick feature)`));
+    const toml = lines(...TIFACE, "dns = '1.1.1.1'", "table = 1234", "save_config = true", "pre_up = ['a', 'b']",
+      "post_up = 'x'", "pre_down = 'y'", "post_down = 'z'");
+    expect(parseConfigText(toml, "t.toml", "toml").warnings.map((w) => w.split(" ")[0])).toEqual(
+      ["t.toml:4:", "t.toml:5:", "t.toml:6:", "t.toml:7:", "t.toml:8:", "t.toml:9:", "t.toml:10:"]);
+    // Values that ask for nothing are not reported.
+    expect(parseConfigText(lines(...IFACE, "Table = auto", "SaveConfig = false"), "t.conf", "ini").warnings)
+      .toEqual([]);
+    expect(parseConfigText(lines(...TIFACE, "table = 'auto'", "save_config = false", "dns = []"), "t.toml", "toml")
+      .warnings).toEqual([]);
+  });
+});
+
+describe("WireGuard mode: round trips", () => {
+  for (const name of ["wg0.conf", "wg0.toml", "wg-client.conf"]) {
+    test(`${name}: ini → toml → ini (wg-quick-only keys are dropped, as wg showconf does)`, () => {
+      const original = withoutWarnings(loadConfig(fixture(name), WG));
+      const viaToml = wgToml(toToml(original));
+      expect(viaToml).toEqual(original);
+      const viaIni = wgIni(toIni(viaToml));
+      expect(viaIni).toEqual(original);
+      expect(toIni(viaIni)).toBe(toIni(original));
+      expect(toJson(viaIni, true)).toBe(toJson(original, true));
+    });
+  }
+
+  test("printed ini is what wg-quick reads: keys in base64, no Name or ListenPort unless set", () => {
+    expect(toIni(loadConfig(fixture("wg0.conf"), WG))).toBe(lines(
+      "[Interface]", `PrivateKey = ${KEYS.serverPrivate}`, "Address = 10.8.0.1/24, fd08::1/64", "ListenPort = 51820",
+      "", "[Peer]", `PublicKey = ${KEYS.laptopPublic}`, `PresharedKey = ${KEYS.psk}`,
+      "AllowedIPs = 10.8.0.2/32, fd08::2/128",
+      "", "[Peer]", `PublicKey = ${KEYS.officePublic}`, "Endpoint = [2001:db8::5]:51820",
+      "AllowedIPs = 10.8.0.3/32, 192.168.50.0/24", "PersistentKeepalive = 25",
+      "", "[Peer]", `PublicKey = ${KEYS.thirdPublic}`, "Endpoint = vpn.example.org:51820", "AllowedIPs = 10.9.0.0/16",
+    ));
+    expect(toToml(loadConfig(fixture("wg-client.conf"), WG))).toBe(lines(
+      "[interface]", 'name = "laptop"', `private_key = "${KEYS.laptopPrivate}"`,
+      'address = ["10.8.0.2/32", "fd08::2/128"]', "mtu = 1380", "fwmark = 0xca6c",
+      "", "[[peers]]", 'name = "server"', `public_key = "${KEYS.serverPublic}"`, `preshared_key = "${KEYS.psk}"`,
+      'endpoint = "wg.example.com:51820"', 'allowed_ips = ["0.0.0.0/0", "::/0"]', "persistent_keepalive = 25",
+    ));
+  });
+
+  test("a wontun config's dumps are unchanged by the WireGuard additions", () => {
+    expect(toJson(loadConfig(fixture("seed.conf")), false)).toBe(SEED_JSON);
+    expect(toToml(loadConfig(fixture("seed.conf")))).not.toContain("key");
+  });
+});
+
+describe("WireGuard mode: errors", () => {
+  test("commands that cannot run WireGuard refuse a WireGuard config, at its PrivateKey", () => {
+    expectError(lines("# wg", ...WG_IFACE), "ini", 3, "PrivateKey", "this is a WireGuard config");
+    expect(errorOf(() => loadConfig(fixture("wg0.toml"))).message)
+      .toStartWith(`${fixture("wg0.toml")}:3: private_key: this is a WireGuard config`);
+  });
+
+  test("PrivateKey on the interface, a peer without PublicKey", () => {
+    expectError(lines(...WG_IFACE, "[Peer]", `PublicKey = ${KEYS.laptopPublic}`, "", "[Peer]", "Name = b",
+      `PresharedKey = ${KEYS.psk}`), "ini", 7, "PublicKey", "PublicKey is required when [Interface] has PrivateKey");
+    expectError(lines(...WG_TIFACE, "[[peers]]", 'allowed_ips = "10.1.0.0/24"'), "toml", 4, "public_key",
+      "public_key is required when [interface] has private_key");
+  });
+
+  test("a peer key without PrivateKey on the interface, reported before missing names", () => {
+    const reason = "PublicKey needs PrivateKey in [Interface]; without keys wontun runs its unencrypted protocol";
+    expectError(lines("[Interface]", "Address = 10.0.0.1/24", "[Peer]", "AllowedIPs = 10.1.0.0/24",
+      `PublicKey = ${KEYS.laptopPublic}`), "ini", 5, "PublicKey", reason);
+    expectError(lines(...IFACE, "[Peer]", "Name = b", `presharedkey = ${KEYS.psk}`), "ini", 6, "presharedkey",
+      "presharedkey needs PrivateKey in [Interface]; without keys");
+    expectError(lines(...TIFACE, "[[peers]]", 'name = "b"', `public_key = "${KEYS.laptopPublic}"`), "toml", 6,
+      "public_key", "public_key needs private_key in [interface]; without keys wontun runs its unencrypted protocol");
+  });
+
+  test("the same PublicKey on two peers", () => {
+    expectError(lines(...WG_IFACE, "[Peer]", "Name = b", `PublicKey = ${KEYS.laptopPublic}`, "[Peer]",
+      `PublicKey = ${KEYS.laptopPublic}`), "ini", 8, "PublicKey", "duplicate public key: peer b (line 6) has the same one");
+    expectError(lines(...WG_TIFACE, "[[peers]]", `public_key = "${KEYS.laptopPublic}"`, "[[peers]]",
+      `public_key = "${KEYS.laptopPublic}"`), "toml", 7, "public_key", "peer msJ7rBuJ… (line 5) has the same one");
+  });
+
+  test("a peer with the interface's own public key", () => {
+    expectError(lines(...WG_IFACE, "[Peer]", `PublicKey = ${KEYS.serverPublic}`), "ini", 5, "PublicKey",
+      "this is the interface's own public key (from its PrivateKey)");
+  });
+
+  test("bad keys: wrong length, bad base64, not 32 bytes; the reason never repeats the text", () => {
+    const b64 = (n: number) => Buffer.alloc(n, 7).toString("base64");
+    const bad = [
+      KEYS.laptopPublic.slice(0, 43), // 43 characters
+      `${KEYS.laptopPublic}A`, // 45 characters
+      `${KEYS.laptopPublic.slice(0, 10)}!${KEYS.laptopPublic.slice(11)}`, // not base64
+      b64(31), // 44 characters, 31 bytes
+      b64(33), // 44 characters, 33 bytes
+      "x",
+    ];
+    for (const text of bad) {
+      expect(typeof decodeKey(text)).toBe("string");
+      const reason = decodeKey(text) as string;
+      const err = expectError(lines(...IFACE.slice(0, 1), `PrivateKey = ${text}`, "Address = 10.0.0.1/24"), "ini", 2,
+        "PrivateKey", reason);
+      expect(err.reason).toBe(reason);
+      if (text.length > 8) expect(err.message).not.toContain(text);
+      expectError(lines(...WG_IFACE, "[Peer]", `PublicKey = ${text}`), "ini", 5, "PublicKey", reason);
+      expectError(lines(...WG_IFACE, "[Peer]", `PublicKey = ${KEYS.laptopPublic}`, `PresharedKey = ${text}`), "ini", 6,
+        "PresharedKey", reason);
+      expectError(lines(...WG_TIFACE, "[[peers]]", `public_key = "${text}"`), "toml", 5, "public_key", reason);
+    }
+    expectError(lines("[interface]", "private_key = 5"), "toml", 2, "private_key", "expected a string, got integer");
+    expectError(lines(...WG_IFACE, "[Peer]", "PublicKey ="), "ini", 5, "PublicKey", "empty value");
+    expectError(lines(...WG_IFACE, "PrivateKey = x"), "ini", 4, "PrivateKey", "duplicate key (already set on line 2)");
+  });
+
+  test("bad values of wg-quick keys", () => {
+    expectError(lines(...IFACE, "SaveConfig = yes"), "ini", 4, "SaveConfig", 'expected true or false, got "yes"');
+    expectError(lines(...TIFACE, 'save_config = "true"'), "toml", 4, "save_config", "expected true or false, got string");
+    expectError(lines(...IFACE, "Table = main table"), "ini", 4, "Table", "expected off, auto, or a routing table");
+    expectError(lines(...IFACE, "DNS = 1.1.1.1,"), "ini", 4, "DNS", "empty item in the list");
+    expectError(lines(...TIFACE, "post_up = 5"), "toml", 4, "post_up", "expected a string or an array of strings");
+    expectError(lines(...IFACE, "Table = 1", "Table = 2"), "ini", 5, "Table", "duplicate key");
+    expectError(lines(...IFACE, "PostUp = "), "ini", 4, "PostUp", "empty value");
+    expectError(lines(...IFACE, "[Peer]", "Name = b", "DNS = 1.1.1.1"), "ini", 6, "DNS", "DNS belongs in [Interface]");
+  });
+
+  test("names, addresses and AllowedIPs are still checked in WireGuard mode", () => {
+    const peer = (name: string, pub: string) => ["[Peer]", `Name = ${name}`, `PublicKey = ${pub}`];
+    expectError(lines(...WG_IFACE, ...peer("b", KEYS.laptopPublic), ...peer("b", KEYS.officePublic)), "ini", 8,
+      "Name", 'duplicate peer name "b" (first used on line 5)');
+    expectError(lines("[Interface]", "Name = a", `PrivateKey = ${KEYS.serverPrivate}`, "Address = 10.0.0.1/24",
+      ...peer("a", KEYS.laptopPublic)), "ini", 6, "Name", 'peer "a" has the same name as the interface');
+    expectError(lines("[Interface]", `PrivateKey = ${KEYS.serverPrivate}`), "ini", 1, "Address", "at least one Address");
+    expectError(lines(...WG_IFACE, "[Peer]", `PublicKey = ${KEYS.laptopPublic}`, "AllowedIPs = 10.1.0.0/24",
+      "[Peer]", `PublicKey = ${KEYS.officePublic}`, "AllowedIPs = 10.1.0.0/24"), "ini", 9, "AllowedIPs",
+      "10.1.0.0/24 is already allowed for peer msJ7rBuJ…");
+    expectError(lines(...WG_IFACE, "ListenPort = 65536"), "ini", 4, "ListenPort", "expected an integer 0-65535");
   });
 });

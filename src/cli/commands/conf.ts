@@ -1,4 +1,5 @@
-// `wontun conf CONFIG`: parse a config and print it (the original wontun-conf tool).
+// `wontun conf CONFIG`: parse a config and print it (the original wontun-conf tool). Reads both
+// wontun and WireGuard configs; a WireGuard config's private key is printed, as `wg showconf` does.
 import { defineCommand } from "citty";
 import { loadConfig } from "../../config/load.ts";
 import { toIni, toJson, toToml } from "../../config/dump.ts";
@@ -30,7 +31,9 @@ export const confCommand = defineCommand({
     rejectUnknownOptions(rawArgs, confArgs);
     const format = String(args.to);
     if (!["json", "toml", "ini"].includes(format)) throw new UsageError(`--to must be json, toml or ini, got "${format}"`);
-    const config = loadConfig(args.config);
+    const config = loadConfig(args.config, { wireguard: true });
+    // wg-quick settings that are read but not acted on: say so, on stderr so the output stays clean.
+    for (const warning of config.warnings) console.error(`wontun: warning: ${warning}`);
     const text = format === "json" ? toJson(config, Boolean(args.pretty)) : format === "toml" ? toToml(config) : toIni(config);
     process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   },

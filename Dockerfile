@@ -1,0 +1,23 @@
+# wontun server image: the prebuilt single executable on Debian, nothing else.
+# Run `npm run build` first (it makes dist/wontun, the only file this build copies); see docs/docker.md.
+#
+#   podman build -t wontun .
+#   podman run -d --cap-add NET_ADMIN --device /dev/net/tun --sysctl net.ipv4.ip_forward=1 \
+#     -p 19988:19988/udp -v ./server.conf:/etc/wontun/wontun0.conf:ro wontun
+FROM debian:bookworm-slim
+
+LABEL org.opencontainers.image.title="wontun" \
+      org.opencontainers.image.description="A small VPN: TUN interface, UDP tunnel, one executable" \
+      org.opencontainers.image.licenses="MIT"
+
+# wontun sets up its interface, addresses and routes over netlink itself: no iproute2 needed.
+COPY dist/wontun /usr/local/bin/wontun
+
+# The config is mounted here. The TUN interface is named after the file: wontun0.conf -> wontun0.
+WORKDIR /etc/wontun
+EXPOSE 19988/udp
+
+# wontun exits 0 on SIGTERM (podman/docker stop) after removing its interface.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["wontun"]
+CMD ["up", "/etc/wontun/wontun0.conf"]
