@@ -17,6 +17,11 @@ export const enum Outcome {
   Send = 4,
   /** Outgoing packet cannot be sent yet (no session): hold it until the peer is ready. */
   Hold = 5,
+  /**
+   * Not from a known peer (or not authenticated yet): send result.buffer[offset, offset+length)
+   * back to the datagram's source address, and learn nothing from it (cookie replies).
+   */
+  ReplyToSource = 6,
 }
 
 export class ProtocolResult {
@@ -41,8 +46,19 @@ export interface TunnelProtocol {
   readonly tailroom: number;
   readonly result: ProtocolResult;
 
-  /** A datagram arrived; `sink` takes any extra control datagrams it provokes. */
-  receive(buffer: Uint8Array, offset: number, length: number, now: Millis, sink: ControlSink): Outcome;
+  /**
+   * A datagram arrived from the sockaddr at source[sourceOffset] (struct sockaddr_in or _in6);
+   * `sink` takes any extra control datagrams it provokes.
+   */
+  receive(
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    source: Uint8Array,
+    sourceOffset: number,
+    now: Millis,
+    sink: ControlSink,
+  ): Outcome;
   /**
    * The IP packet in buffer[offset, offset+length) goes to `peer`; buffer has `headroom` bytes
    * free before offset and `tailroom` after. Returns Send, Hold or Drop.

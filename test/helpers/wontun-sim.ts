@@ -3,6 +3,8 @@
 import { Outcome, type ControlSink } from "../../src/protocol/tunnel.ts";
 import { WontunProtocol } from "../../src/protocol/wontun/protocol.ts";
 
+const NO_SOURCE = new Uint8Array(28);
+
 export function seededRandom(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
@@ -68,7 +70,7 @@ export class SimHost implements ControlSink {
 
   receive(from: string, bytes: Uint8Array): void {
     const p = this.protocol;
-    const out = p.receive(bytes, 0, bytes.length, this.net.now, this);
+    const out = p.receive(bytes, 0, bytes.length, NO_SOURCE, 0, this.net.now, this);
     if (out === Outcome.Drop) return;
     // The device learns the endpoint from any valid datagram.
     p.endpointKnown(p.result.peer, this.net.now, this);

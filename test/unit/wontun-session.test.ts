@@ -191,6 +191,8 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
   });
 });
 
+const SRC = new Uint8Array(28);
+
 describe("wontun protocol: hostile datagrams", () => {
   const sink = { sendControl() {} };
 
@@ -198,16 +200,16 @@ describe("wontun protocol: hostile datagrams", () => {
     const p = new WontunProtocol("server", [{ name: "client-A", persistentKeepaliveSeconds: 0 }]);
     const buf = new Uint8Array(200);
     writeHandshakeInit(buf, 0, 0, encodeName("mallory"));
-    expect(p.receive(buf, 0, 105, 0, sink)).toBe(Outcome.Drop);
+    expect(p.receive(buf, 0, 105, SRC, 0, 0, sink)).toBe(Outcome.Drop);
     writeDataHeader(buf, 0, 5);
-    expect(p.receive(buf, 0, 30, 0, sink)).toBe(Outcome.Drop);
+    expect(p.receive(buf, 0, 30, SRC, 0, 0, sink)).toBe(Outcome.Drop);
     writeDataHeader(buf, 0, 0xffffffff);
-    expect(p.receive(buf, 0, 30, 0, sink)).toBe(Outcome.Drop);
+    expect(p.receive(buf, 0, 30, SRC, 0, 0, sink)).toBe(Outcome.Drop);
     buf[0] = 2;
     buf.set([9, 0, 0, 0], 5); // Response echoing index 9: no such peer
-    expect(p.receive(buf, 0, 9, 0, sink)).toBe(Outcome.Drop);
-    expect(p.receive(buf, 0, 10, 0, sink)).toBe(Outcome.Drop);
-    expect(p.receive(buf, 0, 0, 0, sink)).toBe(Outcome.Drop);
+    expect(p.receive(buf, 0, 9, SRC, 0, 0, sink)).toBe(Outcome.Drop);
+    expect(p.receive(buf, 0, 10, SRC, 0, 0, sink)).toBe(Outcome.Drop);
+    expect(p.receive(buf, 0, 0, SRC, 0, 0, sink)).toBe(Outcome.Drop);
     expect(p.drops.unknownName).toBe(1);
     expect(p.drops.unknownIndex).toBe(3);
     expect(p.drops.malformed).toBe(1);
@@ -219,7 +221,7 @@ describe("wontun protocol: hostile datagrams", () => {
     const forged = new Uint8Array(9);
     forged[0] = 2;
     forged.set([7, 0, 0, 0, 0, 0, 0, 0], 1); // assigned 7, echoes our index 0
-    expect(client.protocol.receive(forged, 0, 9, net.now, client)).toBe(Outcome.Drop);
+    expect(client.protocol.receive(forged, 0, 9, SRC, 0, net.now, client)).toBe(Outcome.Drop);
     expect(client.protocol.sessions[0].remoteIndex).toBe(0);
     expect(client.protocol.drops.unexpected).toBe(1);
     expect(server.connected("client-A")).toBe(true);
@@ -233,7 +235,7 @@ describe("wontun protocol: hostile datagrams", () => {
     for (let i = 0; i < 20_000; i++) {
       const len = Math.floor(rnd() * 200);
       for (let j = 0; j < len; j++) buf[j] = Math.floor(rnd() * 256);
-      const out = p.receive(buf, 0, len, i, sink);
+      const out = p.receive(buf, 0, len, SRC, 0, i, sink);
       if (out !== Outcome.Drop) expect(p.result.peer).toBe(0);
     }
   });

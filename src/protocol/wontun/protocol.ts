@@ -53,7 +53,7 @@ export class WontunProtocol implements TunnelProtocol {
     });
   }
 
-  receive(buf: Uint8Array, offset: number, length: number, now: number, sink: ControlSink): Outcome {
+  receive(buf: Uint8Array, offset: number, length: number, _source: Uint8Array, _sourceOffset: number, now: number, sink: ControlSink): Outcome {
     const type = messageType(buf, offset, length);
     if (type === 0) {
       if (length !== 0) this.drops.malformed++;
