@@ -1,0 +1,210 @@
+// The Noise IKpsk2 handshake (Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s), as a pair of small state
+// machines over the Noise "symmetric state". WireGuard is this pattern with the prologue
+// "WireGuard v1 zx2c4 Jason@zx2c4.com", a TAI64N timestamp as the first payload and an empty
+// second payload; keeping the pattern generic lets the cacophony test vectors check it.
+//
+//   <- s                         (responder's static key known in advance)
+//   -> e, es, s, ss  [payload]
+//   <- e, ee, se, psk [payload]
+import { aeadOpenOnce, aeadSealOnce, hash, kdf, wipe, x25519 } from "../../crypto/primitives.ts";
+
+export const KEY_SIZE = 32;
+export const TAG_SIZE = 16;
+const EMPTY = new Uint8Array(0);
+
+export interface StaticKeyPair {
+  readonly privateKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Noise's SymmetricState: chaining key, transcript hash and the current cipher key. */
+export class SymmetricState {
+  ck: Uint8Array;
+  h: Uint8Array;
+  private k: Uint8Array | null = null;
+  private n = 0;
+
+  constructor(protocolName: string) {
+    const name = new TextEncoder().encode(protocolName);
+    if (name.length <= 32) {
+      this.h = new Uint8Array(32);
+      this.h.set(name);
+    } else {
+      this.h = hash(name);
+    }
+    this.ck = this.h.slice();
+  }
+
+  mixHash(data: Uint8Array): void {
+    this.h = hash(this.h, data);
+  }
+
+  mixKey(ikm: Uint8Array): void {
+    const [ck, k] = kdf(this.ck, ikm, 2);
+    this.ck = ck;
+    this.k = k;
+    this.n = 0;
+  }
+
+  mixKeyAndHash(ikm: Uint8Array): void {
+    const [ck, th, k] = kdf(this.ck, ikm, 3);
+    this.ck = ck;
+    this.mixHash(th);
+    this.k = k;
+    this.n = 0;
+  }
+
+  /** Always keyed in IK (es precedes the first encryption), so plaintext passthrough is not needed. */
+  encryptAndHash(plaintext: Uint8Array): Uint8Array {
+    if (!this.k) throw new Error("noise: encrypt before a key was mixed");
+    const ct = aeadSealOnce(this.k, this.n++, plaintext, this.h);
+    this.mixHash(ct);
+    return ct;
+  }
+
+  decryptAndHash(ciphertext: Uint8Array): Uint8Array | null {
+    if (!this.k) throw new Error("noise: decrypt before a key was mixed");
+    const pt = aeadOpenOnce(this.k, this.n++, ciphertext, this.h);
+    if (pt === null) return null;
+    this.mixHash(ciphertext);
+    return pt;
+  }
+
+  /** The two transport keys: [initiator -> responder, responder -> initiator]. */
+  split(): [Uint8Array, Uint8Array] {
+    const [a, b] = kdf(this.ck, EMPTY, 2);
+    return [a, b];
+  }
+
+  wipe(): void {
+    wipe(this.ck);
+    if (this.k) wipe(this.k);
+  }
+}
+
+function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
+  return x25519(privateKey, publicKey);
+}
+
+/** Initiator side. One object per handshake attempt. */
+export class IKInitiator {
+  readonly state: SymmetricState;
+
+  constructor(
+    protocolName: string,
+    prologue: Uint8Array,
+    private readonly s: StaticKeyPair,
+    private readonly rs: Uint8Array,
+    private readonly psk: Uint8Array,
+    readonly e: StaticKeyPair,
+  ) {
+    this.state = new SymmetricState(protocolName);
+    this.state.mixHash(prologue);
+    this.state.mixHash(rs);
+  }
+
+  /** -> e, es, s, ss, payload. Returns e.pub || enc(s) || enc(payload), or null if a DH is degenerate. */
+  writeMessage1(payload: Uint8Array): Uint8Array | null {
+    const st = this.state;
+    st.mixHash(this.e.publicKey);
+    st.mixKey(this.e.publicKey); // psk handshakes also mix e into the key
+    const es = dh(this.e.privateKey, this.rs);
+    if (!es) return null;
+    st.mixKey(es);
+    const encStatic = st.encryptAndHash(this.s.publicKey);
+    const ss = dh(this.s.privateKey, this.rs);
+    if (!ss) return null;
+    st.mixKey(ss);
+    const encPayload = st.encryptAndHash(payload);
+    const out = new Uint8Array(KEY_SIZE + encStatic.length + encPayload.length);
+    out.set(this.e.publicKey);
+    out.set(encStatic, KEY_SIZE);
+    out.set(encPayload, KEY_SIZE + encStatic.length);
+    return out;
+  }
+
+  /** <- e, ee, se, psk, payload. Returns the payload, or null if the message does not authenticate. */
+  readMessage2(message: Uint8Array): Uint8Array | null {
+    if (message.length < KEY_SIZE + TAG_SIZE) return null;
+    const st = this.state;
+    const re = message.subarray(0, KEY_SIZE);
+    st.mixHash(re);
+    st.mixKey(re);
+    const ee = dh(this.e.privateKey, re);
+    if (!ee) return null;
+    st.mixKey(ee);
+    const se = dh(this.s.privateKey, re);
+    if (!se) return null;
+    st.mixKey(se);
+    st.mixKeyAndHash(this.psk);
+    return st.decryptAndHash(message.subarray(KEY_SIZE));
+  }
+}
+
+/** Responder side. The psk is chosen after message 1 reveals who the initiator is. */
+export class IKResponder {
+  readonly state: SymmetricState;
+  /** The initiator's static public key, known after readMessage1. */
+  rs: Uint8Array | null = null;
+  private re: Uint8Array | null = null;
+
+  constructor(
+    protocolName: string,
+    prologue: Uint8Array,
+    private readonly s: StaticKeyPair,
+  ) {
+    this.state = new SymmetricState(protocolName);
+    this.state.mixHash(prologue);
+    this.state.mixHash(s.publicKey);
+  }
+
+  /**
+   * -> e, es, s, ss, payload. `staticLength` is the plaintext size of s (32). Returns the payload,
+   * or null if the message does not authenticate; rs then names the initiator.
+   */
+  readMessage1(message: Uint8Array): Uint8Array | null {
+    const encStaticLength = KEY_SIZE + TAG_SIZE;
+    if (message.length < KEY_SIZE + encStaticLength + TAG_SIZE) return null;
+    const st = this.state;
+    const re = message.subarray(0, KEY_SIZE).slice();
+    st.mixHash(re);
+    st.mixKey(re);
+    const es = dh(this.s.privateKey, re);
+    if (!es) return null;
+    st.mixKey(es);
+    const rs = st.decryptAndHash(message.subarray(KEY_SIZE, KEY_SIZE + encStaticLength));
+    if (!rs) return null;
+    const ss = dh(this.s.privateKey, rs);
+    if (!ss) return null;
+    st.mixKey(ss);
+    const payload = st.decryptAndHash(message.subarray(KEY_SIZE + encStaticLength));
+    if (!payload) return null;
+    this.re = re;
+    this.rs = rs;
+    return payload;
+  }
+
+  /** <- e, ee, se, psk, payload. Returns e.pub || enc(payload), or null if a DH is degenerate. */
+  writeMessage2(e: StaticKeyPair, psk: Uint8Array, payload: Uint8Array): Uint8Array | null {
+    if (!this.re || !this.rs) throw new Error("noise: writeMessage2 before readMessage1");
+    const st = this.state;
+    st.mixHash(e.publicKey);
+    st.mixKey(e.publicKey);
+    const ee = dh(e.privateKey, this.re);
+    if (!ee) return null;
+    st.mixKey(ee);
+    const se = dh(e.privateKey, this.rs);
+    if (!se) return null;
+    st.mixKey(se);
+    st.mixKeyAndHash(psk);
+    const enc = st.encryptAndHash(payload);
+    return concat(e.publicKey, enc);
+  }
+}
