@@ -24,7 +24,7 @@ import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET, IPV6_DST_OFFSET, IPV6_SRC_OFFSET, ipV
 import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { parseIp, formatCidr } from "../net/ip.ts";
 import { Outcome, type ControlSink, type TunnelProtocol } from "../protocol/tunnel.ts";
-import type { Config } from "../config/model.ts";
+import { peerLabel, type Config } from "../config/model.ts";
 import type { Logger } from "../log.ts";
 import { HeldPackets } from "./held-packets.ts";
 import { PeerLink } from "./peer-link.ts";
@@ -98,7 +98,7 @@ export class Device implements ControlSink {
     this.rx = new DatagramBatch(BATCH, this.slotSize);
     this.tx = new DatagramBatch(BATCH, this.slotSize);
     this.epoll = new Epoll(64);
-    this.links = options.config.peers.map((p, i) => new PeerLink(i, p.name));
+    this.links = options.config.peers.map((p, i) => new PeerLink(i, peerLabel(p)));
     this.peerPending = new Uint8Array(this.links.length);
     this.pendingPeers = new Int32Array(this.links.length);
     options.config.peers.forEach((p, i) => {
@@ -129,7 +129,7 @@ export class Device implements ControlSink {
       if (!ep) continue;
       const endpoint = await resolveEndpoint(ep.host, ep.port);
       if (!endpoint) {
-        log.warn(`peer ${config.peers[i].name}: cannot resolve endpoint ${ep.host}; waiting for it to contact us`);
+        log.warn(`peer ${this.links[i].name}: cannot resolve endpoint ${ep.host}; waiting for it to contact us`);
         continue;
       }
       this.setEndpoint(i, endpoint);

@@ -137,12 +137,4 @@ describe("WireGuard configs on the command line", () => {
       expect(derived.stdout.trim()).toBe(json.interface.public_key);
     }
   });
-
-  // Until `wontun up` runs the WireGuard protocol it must refuse a WireGuard config rather than run
-  // it unencrypted. When up.ts loads configs with { wireguard: true }, this test goes.
-  test("up refuses a WireGuard config with a config error at its PrivateKey (exit 2)", async () => {
-    const r = await wontun(["up", FIXTURE, "--interface", "wgtest0"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`${FIXTURE}:3: PrivateKey: this is a WireGuard config`);
-  });
 });

@@ -2,9 +2,14 @@
 import { defineCommand } from "citty";
 import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
-import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../../log.ts";
+import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from "../../log.ts";
 import { Device } from "../../device/device.ts";
 import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
+import { WireGuardProtocol } from "../../protocol/wireguard/protocol.ts";
+import type { TunnelProtocol } from "../../protocol/tunnel.ts";
+import { selectAeadBackend } from "../../crypto/aead.ts";
+import { encodeKey } from "../../crypto/keys.ts";
+import { peerLabel, type Config } from "../../config/model.ts";
 import { parseIntegerOption, rejectUnknownOptions } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -36,6 +41,34 @@ export function parseLogLevel(value: unknown): LogLevel {
   return text;
 }
 
+/** The protocol a config asks for: WireGuard when it has keys, else the plaintext wontun one. */
+function createProtocol(config: Config, log: Logger): TunnelProtocol {
+  const labels = config.peers.map(peerLabel);
+  if (config.mode === "wireguard") {
+    const aead = selectAeadBackend();
+    const wg = new WireGuardProtocol({
+      privateKey: config.interface.privateKey!,
+      peers: config.peers.map((p) => ({
+        publicKey: p.publicKey!,
+        presharedKey: p.presharedKey,
+        persistentKeepaliveSeconds: p.persistentKeepalive,
+      })),
+      aead,
+      mtu: config.interface.mtu,
+    });
+    wg.onEvent = (peer, message) => log.debug(`peer ${labels[peer]}: ${message}`);
+    log.info(`WireGuard mode, public key ${encodeKey(wg.publicKey)}; ChaCha20-Poly1305 via ${aead.name}`);
+    return wg;
+  }
+  log.warn("wontun protocol: traffic is NOT encrypted or authenticated; use it only on networks you trust");
+  const wontun = new WontunProtocol(
+    config.interface.name,
+    config.peers.map((p) => ({ name: p.name, persistentKeepaliveSeconds: p.persistentKeepalive })),
+  );
+  wontun.onTransition = (peer, from, to) => log.debug(`peer ${labels[peer]}: ${from} -> ${to}`);
+  return wontun;
+}
+
 export const upCommand = defineCommand({
   meta: { name: "up", description: "Bring a tunnel up and run it in the foreground (Ctrl-C to stop)" },
   args: upArgs,
@@ -45,18 +78,13 @@ export const upCommand = defineCommand({
     const interfaceName = args.interface ?? interfaceNameFromPath(args.config);
     const badName = validateInterfaceName(interfaceName);
     if (badName) throw new UsageError(args.interface ? badName : `${badName}; pass --interface NAME`);
-    const config = loadConfig(args.config);
+    const config = loadConfig(args.config, { wireguard: true });
     if (args.fwmark !== undefined) config.interface.fwmark = parseIntegerOption("fwmark", args.fwmark, 0, 0xffffffff);
 
     const log = createLogger(level);
     log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
-    log.warn("wontun protocol: traffic is NOT encrypted or authenticated; use it only on networks you trust");
-
-    const protocol = new WontunProtocol(
-      config.interface.name,
-      config.peers.map((p) => ({ name: p.name, persistentKeepaliveSeconds: p.persistentKeepalive })),
-    );
-    protocol.onTransition = (peer, from, to) => log.debug(`peer ${config.peers[peer].name}: ${from} -> ${to}`);
+    for (const warning of config.warnings) log.warn(warning);
+    const protocol = createProtocol(config, log);
     const device = new Device({ interfaceName, config, protocol, log });
 
     let signals = 0;
