@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { MAX_COUNTER, RING_BITS, ReplayWindow, WINDOW_SIZE, readCounterLE } from "../../src/protocol/wireguard/replay.ts";
+import { MAX_COUNTER, RING_BITS, ReplayWindow, WINDOW_SIZE } from "../../src/protocol/wireguard/replay.ts";
+import { readCounter } from "../../src/protocol/wireguard/messages.ts";
 
 const W = WINDOW_SIZE;
 
@@ -162,23 +163,23 @@ describe("ReplayWindow", () => {
   });
 });
 
-describe("readCounterLE", () => {
+describe("readCounter (transport message counter)", () => {
   test("little-endian u64 within safe range", () => {
     const b = new Uint8Array(10);
     b.set([1, 2, 3, 4, 5, 6, 7, 8], 1);
-    expect(readCounterLE(b, 1)).toBe(-1); // 0x0807060504030201 > 2^53 - 1
+    expect(readCounter(b, 1)).toBe(-1); // 0x0807060504030201 > 2^53 - 1
     b.set([1, 2, 3, 4, 5, 6, 7, 0], 1);
-    expect(readCounterLE(b, 1)).toBe(0x07060504030201);
+    expect(readCounter(b, 1)).toBe(0x07060504030201);
     const v = new Uint8Array(8);
     new DataView(v.buffer).setBigUint64(0, 0x1234_5678_9abcn, true);
-    expect(readCounterLE(v, 0)).toBe(0x1234_5678_9abc);
+    expect(readCounter(v, 0)).toBe(0x1234_5678_9abc);
     new DataView(v.buffer).setBigUint64(0, BigInt(Number.MAX_SAFE_INTEGER), true);
-    expect(readCounterLE(v, 0)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(readCounter(v, 0)).toBe(Number.MAX_SAFE_INTEGER);
     new DataView(v.buffer).setBigUint64(0, 2n ** 53n, true);
-    expect(readCounterLE(v, 0)).toBe(-1);
+    expect(readCounter(v, 0)).toBe(-1);
     new DataView(v.buffer).setBigUint64(0, 2n ** 64n - 1n, true);
-    expect(readCounterLE(v, 0)).toBe(-1);
+    expect(readCounter(v, 0)).toBe(-1);
     new DataView(v.buffer).setBigUint64(0, 0xffff_ffffn, true);
-    expect(readCounterLE(v, 0)).toBe(0xffff_ffff);
+    expect(readCounter(v, 0)).toBe(0xffff_ffff);
   });
 });

@@ -8,6 +8,10 @@
 //   3 cookie reply  64: receiver u32 @4, nonce[24] @8, cookie[16+16] @32
 //   4 transport   >=32: receiver u32 @4, counter u64 @8, packet (padded to 16) + tag[16] @16
 
+import { readU32, writeU32 } from "../bytes.ts";
+
+export { readU32, writeU32 };
+
 export const TYPE_INITIATION = 1;
 export const TYPE_RESPONSE = 2;
 export const TYPE_COOKIE_REPLY = 3;
@@ -56,17 +60,6 @@ export function messageType(buf: Uint8Array, offset: number, length: number): nu
     default:
       return 0;
   }
-}
-
-export function readU32(buf: Uint8Array, at: number): number {
-  return (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
-}
-
-export function writeU32(buf: Uint8Array, at: number, value: number): void {
-  buf[at] = value & 0xff;
-  buf[at + 1] = (value >>> 8) & 0xff;
-  buf[at + 2] = (value >>> 16) & 0xff;
-  buf[at + 3] = (value >>> 24) & 0xff;
 }
 
 /** Writes the type byte and three zero bytes. */

@@ -38,18 +38,6 @@ export const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
 const TWO_POW_32 = 4294967296;
 
-/**
- * The 64-bit little-endian counter at `offset`, as a number, or -1 if it exceeds MAX_COUNTER
- * (i.e. the high 32 bits are >= 2^21). Use it to turn the wire nonce into something accept() can
- * take without rounding.
- */
-export function readCounterLE(buf: Uint8Array, offset: number): number {
-  const lo = (buf[offset] | (buf[offset + 1] << 8) | (buf[offset + 2] << 16) | (buf[offset + 3] << 24)) >>> 0;
-  const hi = (buf[offset + 4] | (buf[offset + 5] << 8) | (buf[offset + 6] << 16) | (buf[offset + 7] << 24)) >>> 0;
-  if (hi >= 0x200000) return -1;
-  return hi * TWO_POW_32 + lo;
-}
-
 export class ReplayWindow {
   private readonly ring = new Uint32Array(RING_BLOCKS);
   /** Highest counter accepted so far; meaningless while `empty`. */

@@ -5,6 +5,10 @@
 //   2 HandshakeResponse    9 bytes: type, assigned_idx u32, sender_idx u32
 //   3 Data              >= 5 bytes: type, sender_idx u32, IP packet (empty = keepalive)
 
+import { readU32, writeU32 } from "../bytes.ts";
+
+export { readU32, writeU32 };
+
 export const TYPE_HANDSHAKE_INIT = 1;
 export const TYPE_HANDSHAKE_RESPONSE = 2;
 export const TYPE_DATA = 3;
@@ -28,17 +32,6 @@ export function messageType(buf: Uint8Array, offset: number, length: number): nu
     default:
       return 0;
   }
-}
-
-export function readU32(buf: Uint8Array, at: number): number {
-  return (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
-}
-
-export function writeU32(buf: Uint8Array, at: number, value: number): void {
-  buf[at] = value & 0xff;
-  buf[at + 1] = (value >>> 8) & 0xff;
-  buf[at + 2] = (value >>> 16) & 0xff;
-  buf[at + 3] = (value >>> 24) & 0xff;
 }
 
 /** The name as the 100-byte zero-padded field; throws if it does not fit. */
