@@ -36,7 +36,6 @@ const RING_BLOCKS = RING_BITS / BLOCK_BITS; // 256
  */
 export const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
-const TWO_POW_32 = 4294967296;
 
 export class ReplayWindow {
   private readonly ring = new Uint32Array(RING_BLOCKS);
