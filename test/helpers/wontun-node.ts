@@ -3,7 +3,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { waitFor, type Host, type SpawnedProcess } from "./netns.ts";
+import { afterEach } from "bun:test";
+import { Lab, waitFor, type Host, type SpawnedProcess } from "./netns.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
 export const MAIN = join(REPO, "src/cli/main.ts");
@@ -113,3 +114,28 @@ Name=server
 Endpoint=192.0.2.1:19988
 AllowedIPs=10.10.0.0/24
 `;
+
+/**
+ * A fresh lab and config directory for each test of the calling file, removed after each test
+ * whether it passed or not. Call at the top level of a test file.
+ */
+export function labPerTest(): { lab(tag: string): Promise<Lab>; dir(): ConfigDir } {
+  let lab: Lab | null = null;
+  let dir: ConfigDir | null = null;
+  afterEach(async () => {
+    await lab?.cleanup();
+    dir?.remove();
+    lab = null;
+    dir = null;
+  });
+  return {
+    async lab(tag: string): Promise<Lab> {
+      lab = await Lab.create(tag);
+      return lab;
+    },
+    dir(): ConfigDir {
+      dir ??= new ConfigDir();
+      return dir;
+    },
+  };
+}

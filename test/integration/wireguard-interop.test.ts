@@ -1,8 +1,8 @@
 // wontun's WireGuard mode against stock wireguard-go, and against itself: both roles, IPv4 and
 // IPv6 underlays, with and without a preshared key; roaming, wrong keys, heavy loss.
-import { afterEach, describe, expect, test } from "bun:test";
-import { Lab, canRunIntegration, netem, type Host } from "../helpers/netns.ts";
-import { ConfigDir, ping, startWontun, waitForPing } from "../helpers/wontun-node.ts";
+import { describe, expect, test } from "bun:test";
+import { canRunIntegration, netem, type Host, type Lab } from "../helpers/netns.ts";
+import { ConfigDir, ping, startWontun, waitForPing, labPerTest } from "../helpers/wontun-node.ts";
 import {
   hasWireguardGo,
   newKeys,
@@ -14,15 +14,7 @@ import {
   type WgKeys,
 } from "../helpers/wireguard.ts";
 
-let lab: Lab | null = null;
-let dir: ConfigDir | null = null;
-
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  lab = null;
-  dir = null;
-});
+const env = labPerTest();
 
 const OVERLAY = { wontun: ["10.30.0.1/24", "fd30::1/64"], go: ["10.30.0.2/24", "fd30::2/64"] };
 const UNDERLAY = {
@@ -31,6 +23,7 @@ const UNDERLAY = {
 } as const;
 
 interface Setup {
+  lab: Lab;
   wontunHost: Host;
   goHost: Host;
   wontunIf: string;
@@ -40,8 +33,8 @@ interface Setup {
 }
 
 async function wontunAndGo(opts: { initiator: "wontun" | "go"; family: 4 | 6; psk: boolean }): Promise<Setup> {
-  lab = await Lab.create("wg-interop");
-  dir = new ConfigDir();
+  const lab = await env.lab("wg-interop");
+  const dir = env.dir();
   const wontunHost = await lab.host("wontun");
   const goHost = await lab.host("go");
   const u = UNDERLAY[opts.family];
@@ -71,7 +64,7 @@ async function wontunAndGo(opts: { initiator: "wontun" | "go"; family: 4 | 6; ps
       psk,
     }],
   });
-  return { wontunHost, goHost, wontunIf, goIf, wontunKeys, goKeys };
+  return { lab, wontunHost, goHost, wontunIf, goIf, wontunKeys, goKeys };
 }
 
 describe.skipIf(!canRunIntegration || !hasWireguardGo)("WireGuard mode against wireguard-go", () => {
@@ -117,7 +110,7 @@ describe.skipIf(!canRunIntegration || !hasWireguardGo)("WireGuard mode against w
     const result = await moving;
     expect(result.received).toBe(result.sent);
     await waitForPing(s.goHost, "10.30.0.1");
-    const shown = await s.goHost.run(["wg", "show", wgGoInterface(lab!, "g"), "endpoints"]);
+    const shown = await s.goHost.run(["wg", "show", wgGoInterface(s.lab, "g"), "endpoints"]);
     expect(shown.stdout).toContain("192.0.2.9:51820");
   });
 
@@ -131,8 +124,8 @@ describe.skipIf(!canRunIntegration || !hasWireguardGo)("WireGuard mode against w
 
 describe.skipIf(!canRunIntegration)("WireGuard mode between wontun hosts", () => {
   test("two wontun hosts talk; a third host with a wrong key gets no packet through and no response", async () => {
-    lab = await Lab.create("wg-wontun");
-    dir = new ConfigDir();
+    const lab = await env.lab("wg-wontun");
+    const dir = env.dir();
     const a = await lab.host("a");
     const b = await lab.host("b");
     const m = await lab.host("m");

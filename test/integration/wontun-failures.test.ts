@@ -1,17 +1,9 @@
 // What a user sees when things are wrong: nothing half set up, a clear reason, the right status.
-import { afterEach, describe, expect, test } from "bun:test";
-import { Lab, canRunIntegration } from "../helpers/netns.ts";
-import { CLIENT_CONF, ConfigDir, SERVER_CONF, startWontun, stopWontun, wontunCommand } from "../helpers/wontun-node.ts";
+import { describe, expect, test } from "bun:test";
+import { canRunIntegration } from "../helpers/netns.ts";
+import { CLIENT_CONF, ConfigDir, SERVER_CONF, startWontun, stopWontun, wontunCommand, labPerTest } from "../helpers/wontun-node.ts";
 
-let lab: Lab | null = null;
-let dir: ConfigDir | null = null;
-
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  lab = null;
-  dir = null;
-});
+const env = labPerTest();
 
 async function links(host: { run: (c: string[]) => Promise<{ stdout: string }> }): Promise<string> {
   return (await host.run(["ip", "-o", "link", "show"])).stdout;
@@ -19,8 +11,8 @@ async function links(host: { run: (c: string[]) => Promise<{ stdout: string }> }
 
 describe.skipIf(!canRunIntegration)("wontun up: failures", () => {
   test("a config with errors exits 2 with one line naming file:line and key, and creates no interface", async () => {
-    lab = await Lab.create("wontun-badconf");
-    dir = new ConfigDir();
+    const lab = await env.lab("wontun-badconf");
+    const dir = env.dir();
     const host = await lab.host("h");
     const cases = [
       ["[Interface]\nName=a\nAddress=10.1.0.1/33\n", ":3: Address:"],
@@ -42,8 +34,8 @@ describe.skipIf(!canRunIntegration)("wontun up: failures", () => {
   });
 
   test("a UDP port held by another program: exit 1, clear reason, interface removed", async () => {
-    lab = await Lab.create("wontun-port");
-    dir = new ConfigDir();
+    const lab = await env.lab("wontun-port");
+    const dir = env.dir();
     const host = await lab.host("h");
     const holder = host.spawn(["nc", "-u", "-l", "19988"]);
     await Bun.sleep(300);
@@ -57,8 +49,8 @@ describe.skipIf(!canRunIntegration)("wontun up: failures", () => {
   });
 
   test("a second daemon on the same port is refused, the first keeps working", async () => {
-    lab = await Lab.create("wontun-twice");
-    dir = new ConfigDir();
+    const lab = await env.lab("wontun-twice");
+    const dir = env.dir();
     const host = await lab.host("h");
     const first = await startWontun(host, dir.write("wt0.conf", SERVER_CONF));
     const r = await host.run([...wontunCommand(), "up", dir.write("wt1.conf", CLIENT_CONF)]);
@@ -70,8 +62,8 @@ describe.skipIf(!canRunIntegration)("wontun up: failures", () => {
   });
 
   test("the same interface twice: a clear EBUSY reason", async () => {
-    lab = await Lab.create("wontun-busy");
-    dir = new ConfigDir();
+    const lab = await env.lab("wontun-busy");
+    const dir = env.dir();
     const host = await lab.host("h");
     const first = await startWontun(host, dir.write("wt0.conf", SERVER_CONF));
     const other = dir.write("other.conf", SERVER_CONF.replace("[Interface]", "[Interface]\nListenPort=20000"));

@@ -1,8 +1,8 @@
 // The seed's VPN between real hosts: network namespaces joined by veth, real TUN devices, real
 // UDP, checked with ping, nc and traceroute.
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { Lab, canRunIntegration, netem, type Host } from "../helpers/netns.ts";
+import { canRunIntegration, netem, type Host } from "../helpers/netns.ts";
 import {
   CLIENT_CONF,
   COMPILED,
@@ -14,21 +14,14 @@ import {
   startWontun,
   stopWontun,
   waitForPing,
+  labPerTest,
 } from "../helpers/wontun-node.ts";
 
-let lab: Lab | null = null;
-let dir: ConfigDir | null = null;
-
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  lab = null;
-  dir = null;
-});
+const env = labPerTest();
 
 async function twoHosts(): Promise<{ server: Host; client: Host; serverConf: string; clientConf: string; serverIf: string; clientIf: string }> {
-  lab = await Lab.create("wontun-pair");
-  dir = new ConfigDir();
+  const lab = await env.lab("wontun-pair");
+  const dir = env.dir();
   const server = await lab.host("srv");
   const client = await lab.host("cli");
   const { aIf, bIf } = await lab.link(server, "192.0.2.1/24", client, "192.0.2.2/24");
@@ -70,8 +63,8 @@ describe.skipIf(!canRunIntegration)("wontun tunnel between namespaces", () => {
   });
 
   test("(b) three hosts: client-A reaches client-B through the server; traceroute shows the hop", async () => {
-    lab = await Lab.create("wontun-three");
-    dir = new ConfigDir();
+    const lab = await env.lab("wontun-three");
+    const dir = env.dir();
     const server = await lab.host("srv");
     const a = await lab.host("a");
     const b = await lab.host("b");
