@@ -42,6 +42,8 @@ const HEADROOM = 32;
 const TAILROOM = 32;
 /** Longest sleep in epoll_wait: bounds how late Bun's own timers and callbacks can run. */
 const MAX_WAIT_MS = 1000;
+/** Longest stretch of packet work between two visits to Bun's event loop. */
+const YIELD_EVERY_MS = 2;
 
 export interface DeviceOptions {
   interfaceName: string;
@@ -162,11 +164,16 @@ export class Device implements ControlSink {
   private async loop(): Promise<void> {
     const epoll = this.epoll;
     const protocol = this.protocol;
+    // Bun's event loop (signals, timers) runs when we yield. We yield before every wait that may
+    // block, and at least every YIELD_EVERY_MS under load; after a round that did work we first
+    // peek (timeout 0), so a reply the kernel queued meanwhile goes out without a detour.
+    let yielded = true;
+    let lastYield = performance.now();
     while (!this.stopping) {
       let now = performance.now();
       const busy = this.tunPending || this.listenPending || this.pendingPeerCount > 0;
       const untilTimer = Math.ceil(protocol.nextDeadline() - now);
-      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, MAX_WAIT_MS));
+      const timeout = busy || !yielded ? 0 : Math.max(0, Math.min(untilTimer, MAX_WAIT_MS));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) {
         const token = epoll.token(i);
@@ -182,7 +189,13 @@ export class Device implements ControlSink {
         protocol.tick(now, this);
         this.flushAllHeld(now);
       }
-      await yieldToEventLoop();
+      if ((n === 0 && !busy) || now - lastYield >= YIELD_EVERY_MS) {
+        await yieldToEventLoop();
+        yielded = true;
+        lastYield = performance.now();
+      } else {
+        yielded = false;
+      }
     }
   }
 
@@ -397,8 +410,8 @@ export class Device implements ControlSink {
 
   private hold(peer: number, buf: Uint8Array, offset: number, length: number): void {
     const link = this.links[peer];
-    link.held ??= new HeldPackets(this.slotSize);
-    link.held.hold(buf, offset, length, HEADROOM);
+    link.held ??= new HeldPackets(HEADROOM, TAILROOM);
+    link.held.hold(buf, offset, length);
   }
 
   private flushHeld(peer: number, now: number): void {
@@ -406,9 +419,8 @@ export class Device implements ControlSink {
     const held = link.held!;
     const protocol = this.protocol;
     for (let i = 0; i < held.count; i++) {
-      const at = held.slotOffset(i, HEADROOM);
       const length = held.lengths[i];
-      if (protocol.encapsulate(peer, held.bytes, at, length, now, this) !== Outcome.Send) break;
+      if (protocol.encapsulate(peer, held.buffers[i], HEADROOM, length, now, this) !== Outcome.Send) break;
       const r = protocol.result;
       this.sendControl(peer, r.buffer, r.offset, r.length);
       link.txPackets++;

@@ -1,31 +1,35 @@
-// Packets that arrived from the TUN for a peer whose session is not up yet. Bounded, allocated
-// on first use (most peers never need it), and kept only until the handshake finishes.
+// Packets that arrived from the TUN for a peer whose session is not up yet. Bounded, and each
+// packet is copied into its own buffer: holding happens only while a handshake is in flight, so
+// memory follows what is actually held instead of reserving room for every peer.
 
 export const HELD_PACKETS_MAX = 32;
 
 export class HeldPackets {
-  count = 0;
   dropped = 0;
-  readonly bytes: Uint8Array;
-  readonly lengths = new Int32Array(HELD_PACKETS_MAX);
+  /** Each held packet sits at `headroom` in its own buffer, with `tailroom` after it. */
+  readonly buffers: Uint8Array[] = [];
+  readonly lengths: number[] = [];
 
-  constructor(readonly slotSize: number) {
-    this.bytes = new Uint8Array(new ArrayBuffer(HELD_PACKETS_MAX * slotSize));
+  constructor(
+    readonly headroom: number,
+    readonly tailroom: number,
+  ) {}
+
+  get count(): number {
+    return this.buffers.length;
   }
 
-  /** Copies buf[offset, offset+length) into the next slot at `headroom`; false if full. */
-  hold(buf: Uint8Array, offset: number, length: number, headroom: number): boolean {
-    if (this.count === HELD_PACKETS_MAX) {
+  /** Copies buf[offset, offset+length); false (and counted) if the peer already holds the maximum. */
+  hold(buf: Uint8Array, offset: number, length: number): boolean {
+    if (this.buffers.length === HELD_PACKETS_MAX) {
       this.dropped++;
       return false;
     }
-    const at = this.count * this.slotSize + headroom;
-    this.bytes.set(buf.subarray(offset, offset + length), at);
-    this.lengths[this.count++] = length;
+    // Its own ArrayBuffer: small typed arrays without one may move, and ptr() of it goes to the kernel.
+    const copy = new Uint8Array(new ArrayBuffer(this.headroom + length + this.tailroom));
+    copy.set(buf.subarray(offset, offset + length), this.headroom);
+    this.buffers.push(copy);
+    this.lengths.push(length);
     return true;
-  }
-
-  slotOffset(i: number, headroom: number): number {
-    return i * this.slotSize + headroom;
   }
 }
