@@ -1,0 +1,413 @@
+// Scale figures for wontun's WireGuard mode (see bench/README.md):
+//   - start-up: `dist/wontun --version`, and `dist/wontun up` until its "running" line
+//     (1 peer WireGuard, 1 peer plaintext, N peers WireGuard), with RSS once running;
+//   - N configured peers (default 1000): all of them handshake with one `dist/wontun up`
+//     responder over real UDP and get a ping through the tunnel, driven by one in-process
+//     client (bench/lib/handshake-driver.ts) in another namespace;
+//   - handshakes per second that responder completes over UDP, and the same in-process on the
+//     sans-IO WireGuardProtocol (no IO: what one core can do);
+//   - the AllowedIPs trie with 100k prefixes (bench/trie.ts: inserts/s, lookups/s, memory).
+// Writes bench/results/scale-<timestamp>.json and scale-latest.json. Needs root.
+//
+//   bun bench/scale.ts [--peers 1000] [--rate-seconds 5] [--rate-runs 3] [--sources 256] [--runs 10]
+//                      [--prefixes 100000] [--quick] [--out DIR]
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/keys.ts";
+import { canRunIntegration } from "../test/helpers/netns.ts";
+import { newKeys, startWireguardGo, wgGoInterface, wgQuickConfig } from "../test/helpers/wireguard.ts";
+import { numberOption, parseArgs } from "./lib/args.ts";
+import type { DriverJob } from "./lib/handshake-driver.ts";
+import { measureInProcess } from "./lib/inprocess.ts";
+import {
+  BINARY,
+  REPO,
+  RESULTS,
+  loadAverage,
+  machineInfo,
+  removeWgSocket,
+  startWontunBench,
+  toolVersion,
+  waitForFast,
+  wasInterrupted,
+  withLab,
+  type Host,
+  type SpawnedProcess,
+} from "./lib/lab.ts";
+import { cpuMeter, openFds, statusMiB, threads } from "./lib/proc.ts";
+import { fmt, summarize, type Summary } from "./lib/stats.ts";
+
+const HELP = `bun bench/scale.ts — handshake rate, many peers, trie size, start-up time
+
+Options:
+  --peers N          peers in the big config (default 1000)
+  --rate-seconds S   timed window of the handshake-rate test (default 5)
+  --rate-runs N      timed windows; the figure is their median (default 3)
+  --sources N        client source addresses (the responder limits each to 20 initiations/s
+                     under load; default 256)
+  --runs N           start-ups timed per figure (default 10; --version gets twice as many)
+  --prefixes N       prefixes for the trie figure (default 100000)
+  --no-wg-go         skip the same handshake tests against wireguard-go (for comparison;
+                     skipped anyway when wireguard-go or wg is missing)
+  --quick            a small, fast pass (100 peers, one 2 s window, 3 runs, 10k prefixes)
+  --out DIR          where to write results (default bench/results)
+  --help`;
+
+let opts: Map<string, string>;
+try {
+  opts = parseArgs(process.argv.slice(2), new Set(["quick", "help", "no-wg-go"]));
+} catch (e) {
+  console.error(`${(e as Error).message}\n\n${HELP}`);
+  process.exit(2);
+}
+if (opts.has("help")) {
+  console.log(HELP);
+  process.exit(0);
+}
+const quick = opts.has("quick");
+const config = {
+  peers: numberOption(opts, "peers", quick ? 100 : 1000, 1),
+  rateSeconds: numberOption(opts, "rate-seconds", quick ? 2 : 5, 1),
+  rateRuns: numberOption(opts, "rate-runs", quick ? 1 : 3, 1),
+  sources: numberOption(opts, "sources", quick ? 64 : 256, 1),
+  runs: numberOption(opts, "runs", quick ? 3 : 10, 1),
+  prefixes: numberOption(opts, "prefixes", quick ? 10_000 : 100_000, 1),
+  wgGo: !opts.has("no-wg-go") && Bun.which("wireguard-go") !== null && Bun.which("wg") !== null,
+  quick,
+  out: opts.get("out") ?? RESULTS,
+};
+if (config.peers > 65000 || config.sources > 65000) {
+  console.error("--peers and --sources must be at most 65000");
+  process.exit(2);
+}
+
+const missing: string[] = [];
+if (!canRunIntegration) missing.push("root, /dev/net/tun and iproute2's ip");
+if (!(await Bun.file(BINARY).exists())) missing.push(`${BINARY} (run npm run build)`);
+if (missing.length) {
+  console.error(`bench:scale: cannot run, missing: ${missing.join("; ")}`);
+  process.exit(1);
+}
+
+const t0 = performance.now();
+const progress = (line: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${line}\n`);
+const started = new Date();
+const loadBefore = loadAverage();
+const report: Record<string, unknown> = {
+  schema: "wontun-bench-scale/1",
+  date: started.toISOString(),
+  command: ["bun", "bench/scale.ts", ...process.argv.slice(2)].join(" "),
+  options: config,
+  machine: { ...machineInfo(), loadAverageBefore: loadBefore },
+  tools: { wontun: toolVersion([BINARY, "--version"]) },
+};
+
+// ---- 1. dist/wontun --version ------------------------------------------------------------
+
+async function timeVersion(n: number): Promise<Summary> {
+  const ms: number[] = [];
+  for (let i = 0; i < n + 1; i++) {
+    const t0 = performance.now();
+    const p = Bun.spawn([BINARY, "--version"], { stdout: "ignore", stderr: "ignore" });
+    const code = await p.exited;
+    const t = performance.now() - t0;
+    if (code !== 0) throw new Error(`dist/wontun --version exited ${code}`);
+    if (i > 0) ms.push(t); // the first run also pays for reading 100 MB from disk
+  }
+  return summarize(ms);
+}
+
+progress(`--version start-up, ${config.runs * 2} runs...`);
+const version = await timeVersion(config.runs * 2);
+report.versionStartupMs = version;
+
+// ---- 2. in-process handshakes (sans-IO) --------------------------------------------------
+
+progress("handshakes in-process (sans-IO WireGuardProtocol)...");
+const inProcessRuns = Array.from({ length: quick ? 1 : 3 }, () => measureInProcess(config.peers, quick ? 1000 : 3000));
+const inProcess = {
+  peers: config.peers,
+  aead: inProcessRuns[0].aead,
+  handshakesPerSecond: summarize(inProcessRuns.map((r) => r.handshakesPerSecond)),
+  microsecondsEach: summarize(inProcessRuns.map((r) => r.microsecondsEach)),
+  cookieRepliesPerSecond: summarize(inProcessRuns.map((r) => r.cookieRepliesPerSecond)),
+  initiationsMadePerSecond: summarize(inProcessRuns.map((r) => r.initiationsMadePerSecond)),
+  runs: inProcessRuns,
+};
+report.inProcess = inProcess;
+
+// ---- 3. the trie (bench/trie.ts) ---------------------------------------------------------
+
+progress(`AllowedIPs trie, ${config.prefixes} prefixes (bench/trie.ts)...`);
+const trie = await (async () => {
+  const p = Bun.spawn([process.execPath, join(REPO, "bench/trie.ts"), String(config.prefixes), quick ? "500000" : "2000000"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`bench/trie.ts failed (${code}): ${err}`);
+  const num = (re: RegExp) => {
+    const m = re.exec(out);
+    return m ? Number(m[1]) : Number.NaN;
+  };
+  return {
+    prefixes: config.prefixes,
+    insertsPerSecondMillions: num(/^insert:.*?= ([\d.]+) M inserts\/s/m),
+    heapMiB: num(/^memory: heap grew ([\d.]+) MiB/m),
+    bytesPerPrefix: num(/^memory: .*?= ([\d.]+) B\/prefix/m),
+    tablesMiB: num(/^memory: .*?tables ([\d.]+) MiB/m),
+    lookupsPerSecondMillionsV4: num(/^lookup: IPv4 lookupPacket ([\d.]+) M lookups\/s/m),
+    lookupNsV4: num(/^lookup: .*?= (\d+) ns each/m),
+    lookupsPerSecondMillionsV6: num(/^ipv6: .*?([\d.]+) M lookups\/s/m),
+    allocationKiB: num(/^alloc: heap changed by (-?[\d.]+) KiB/m),
+    output: out.trim().split("\n"),
+  };
+})();
+report.trie = trie;
+
+// ---- 4. over the network: start-ups, N peers, handshake rate -----------------------------
+
+interface Startup {
+  startMs: Summary;
+  stopMs: Summary;
+  rssMiB: Summary;
+}
+
+async function timeUp(host: Host, conf: string, n: number): Promise<Startup> {
+  const start: number[] = [];
+  const stop: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const { proc, startMs } = await startWontunBench(host, conf, { timeoutMs: 60_000 });
+    start.push(startMs);
+    rss.push(statusMiB(proc.proc.pid, "VmRSS"));
+    const t0 = performance.now();
+    proc.kill("SIGTERM");
+    const code = await proc.exited;
+    stop.push(performance.now() - t0);
+    if (code !== 0) throw new Error(`wontun exited ${code} on SIGTERM:\n${proc.output().slice(-1500)}`);
+  }
+  return { startMs: summarize(start), stopMs: summarize(stop), rssMiB: summarize(rss) };
+}
+
+/** Resolves when `line` appears in the process's output. */
+function waitForLine(p: SpawnedProcess, line: string, timeoutMs: number): Promise<void> {
+  return waitForFast(() => p.output().includes(line), timeoutMs, `"${line}" from the handshake driver`);
+}
+
+/**
+ * Runs the handshake driver in `cli` against the responder process `pid` (already running with
+ * the big config): the connect phase, then the timed rate windows. CPU, memory and fds of the
+ * responder are read from /proc around the driver's MARK lines.
+ */
+async function drive(cli: Host, pid: number, jobFile: string) {
+  const driver = cli.spawn([process.execPath, join(REPO, "bench/lib/handshake-driver.ts"), jobFile]);
+  const driverDone = driver.exited;
+  const c0 = cpuMeter([pid]);
+  await waitForLine(driver, "MARK connect-end", 180_000);
+  const connectCpu = c0.stop()[0];
+  const afterConnect = {
+    rssMiB: statusMiB(pid, "VmRSS"),
+    hwmMiB: statusMiB(pid, "VmHWM"),
+    openFds: openFds(pid),
+    threads: threads(pid),
+  };
+  const rateCpu: number[] = [];
+  for (let run = 1; run <= config.rateRuns; run++) {
+    await waitForLine(driver, `MARK rate-window-start ${run}`, 180_000);
+    const c1 = cpuMeter([pid]);
+    await waitForLine(driver, `MARK rate-window-end ${run}`, (config.rateSeconds + 30) * 1000);
+    rateCpu.push(c1.stop()[0]);
+  }
+  let timer: Timer | undefined;
+  const code = await Promise.race([driverDone, new Promise<number>((resolve) => (timer = setTimeout(() => resolve(-1), 180_000)))]);
+  clearTimeout(timer);
+  const out = driver.output();
+  const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+  if (code !== 0 || !line) throw new Error(`handshake driver failed (exit ${code}):\n${out.slice(-3000)}`);
+  if (process.env.DRIVER_DEBUG) process.stderr.write(out);
+  const result = JSON.parse(line.slice("RESULT ".length));
+  const runs: Array<Record<string, number>> = result.rate;
+  runs.forEach((r, i) => (r.responderCpuPercent = rateCpu[i]));
+  return {
+    connect: { afterConnect, responderCpuPercentDuringConnect: connectCpu, connect: result.connect },
+    rate: {
+      handshakesPerSecond: summarize(runs.map((r) => r.handshakesPerSecond)),
+      responderCpuPercent: summarize(rateCpu),
+      clientCpuPercent: summarize(runs.map((r) => r.clientCpuPercent)),
+      responses: runs.reduce((n, r) => n + r.responses, 0),
+      verified: runs.reduce((n, r) => n + r.verified, 0),
+      cookieReplies: runs.reduce((n, r) => n + r.cookieReplies, 0),
+      timeouts: runs.reduce((n, r) => n + r.timeouts, 0),
+      sourcesRanOut: Math.max(...runs.map((r) => r.sourcesRanOut)),
+      offeredMaxPerSecond: runs[0]?.offeredMaxPerSecond,
+      seconds: config.rateSeconds,
+      runs,
+      responderRssAfterMiB: statusMiB(pid, "VmRSS"),
+      responderHwmMiB: statusMiB(pid, "VmHWM"),
+      driverCounters: result.counters,
+    },
+  };
+}
+
+const plainConf = (name: string, address: string) =>
+  `[Interface]\nName=${name}\nAddress=${address}\nListenPort=19988\n\n[Peer]\nName=other\nAllowedIPs=10.99.0.2/32\n`;
+
+try {
+  await withLab("scale", async (env) => {
+    progress(`lab ${env.lab.id}: namespaces ${env.lab.id}-srv and ${env.lab.id}-cli`);
+    const srv = await env.lab.host("srv");
+    const cli = await env.lab.host("cli");
+    const { aIf: srvIf, bIf: cliIf } = await env.lab.link(srv, "192.0.2.1/24", cli, "192.0.2.2/24");
+    // The client's source addresses: 198.18.0.0/15 is the benchmarking range (RFC 2544).
+    const sources = Array.from({ length: config.sources }, (_, i) => `198.18.${(i + 1) >> 8}.${(i + 1) & 0xff}`);
+    const batch = sources.map((a) => `addr add ${a}/16 dev ${cliIf}`).join("\n");
+    const added = await cli.run(["ip", "-batch", "-"], { stdin: `${batch}\n`, timeoutMs: 60_000 });
+    if (added.code !== 0) throw new Error(`adding source addresses: ${added.stderr}`);
+    await srv.ip(`addr add 198.18.255.254/16 dev ${srvIf}`);
+
+    // -- start-up, small configs
+    const baseline: number[] = [];
+    for (let i = 0; i < config.runs; i++) {
+      const t0 = performance.now();
+      await srv.run(["true"]);
+      baseline.push(performance.now() - t0);
+    }
+    report.netnsExecBaselineMs = summarize(baseline);
+    progress(`wontun up start-up (1 peer, WireGuard), ${config.runs} runs...`);
+    const one = newKeys();
+    const other = newKeys();
+    const wg1 = env.dir.write("wg1.conf", wgQuickConfig({
+      keys: one,
+      addresses: ["10.99.0.1/24"],
+      listenPort: 51820,
+      peers: [{ publicKey: other.publicKey, allowedIps: ["10.99.0.2/32"] }],
+    }));
+    report.upWg1 = await timeUp(srv, wg1, config.runs);
+    progress(`wontun up start-up (1 peer, plaintext), ${config.runs} runs...`);
+    report.upPlain1 = await timeUp(srv, env.dir.write("pl1.conf", plainConf("srv", "10.99.0.1/24")), config.runs);
+
+    // -- the big config
+    const n = config.peers;
+    const server = newKeys();
+    const peers = Array.from({ length: n }, (_, i) => {
+      const priv = generatePrivateKey();
+      // 10.200.0.0/16, skipping .0.0 and .0.1 (the server).
+      const host = i + 2;
+      return { privateKey: encodeKey(priv), publicKey: encodeKey(publicKeyOf(priv)), address: `10.200.${host >> 8}.${host & 0xff}` };
+    });
+    const bigConf = env.dir.write("wgbig.conf", wgQuickConfig({
+      keys: server,
+      addresses: ["10.200.0.1/16"],
+      listenPort: 51820,
+      peers: peers.map((p) => ({ publicKey: p.publicKey, allowedIps: [`${p.address}/32`] })),
+    }));
+    const bigRuns = Math.max(1, Math.ceil(config.runs / 3));
+    progress(`wontun up start-up (${n} peers, WireGuard), ${bigRuns} runs...`);
+    report.upWgBig = await timeUp(srv, bigConf, bigRuns);
+
+    const jobFor = (prepareRate: number): string => {
+      const job: DriverJob = {
+        responderPublicKey: server.publicKey,
+        endpoint: { host: "192.0.2.1", port: 51820 },
+        tunnelAddress: "10.200.0.1",
+        peers: peers.map(({ privateKey, address }) => ({ privateKey, address })),
+        sources,
+        perSourceRate: 18,
+        perSourceBurst: 1, // evenly paced: see bench/README.md
+        window: 128,
+        connectTimeoutSeconds: 120,
+        rateSeconds: config.rateSeconds,
+        rateRuns: config.rateRuns,
+        warmupSeconds: 1,
+        prepareRate,
+      };
+      return env.dir.write(`driver-job-${prepareRate}.json`, JSON.stringify(job));
+    };
+
+    progress(`${n} peers on wontun: handshake + ping each, then the handshake rate, ${config.rateRuns} x ${config.rateSeconds} s...`);
+    const { proc: responder, startMs } = await startWontunBench(srv, bigConf, { timeoutMs: 60_000 });
+    const rssRunning = statusMiB(responder.proc.pid, "VmRSS");
+    const wontunRun = await drive(cli, responder.proc.pid, jobFor(Math.max(1000, Math.ceil(inProcess.handshakesPerSecond.max * 2))));
+    responder.kill("SIGTERM");
+    await responder.exited;
+    report.bigConfig = { peers: n, startMs, rssRunningMiB: rssRunning, ...wontunRun.connect };
+    report.overNetwork = wontunRun.rate;
+
+    if (config.wgGo) {
+      // The same peers, keys and client against wireguard-go, for comparison.
+      progress(`${n} peers on wireguard-go: the same...`);
+      const ifname = wgGoInterface(env.lab, "s");
+      env.onCleanup(() => removeWgSocket(ifname));
+      const wg = await startWireguardGo(srv, env.dir, ifname, {
+        keys: server,
+        addresses: ["10.200.0.1/16"],
+        listenPort: 51820,
+        peers: peers.map((p) => ({ publicKey: p.publicKey, allowedIps: [`${p.address}/32`] })),
+      });
+      const rss = statusMiB(wg.proc.pid, "VmRSS");
+      const wgRun = await drive(cli, wg.proc.pid, jobFor(sources.length * 18));
+      wg.kill("SIGTERM");
+      await wg.exited;
+      report.wireguardGo = { peers: n, rssConfiguredMiB: rss, ...wgRun.connect, overNetwork: wgRun.rate };
+    }
+  });
+} catch (e) {
+  if (wasInterrupted()) await new Promise(() => {});
+  console.error(`bench:scale failed: ${(e as Error).stack ?? e}`);
+  process.exit(1);
+}
+
+// ---- report ------------------------------------------------------------------------------
+
+(report.machine as Record<string, unknown>).loadAverageAfter = loadAverage();
+const r = report as any;
+const span = (s: Summary, unit = "ms") => `${fmt(s.median)} ${unit} (${fmt(s.min)}–${fmt(s.max)})`;
+const net = r.overNetwork;
+const rateLine = (label: string, x: any) =>
+  `  ${label.padEnd(39)}${span(x.handshakesPerSecond, "/s")}, ${config.rateRuns} x ${x.seconds} s, offered <= ${x.offeredMaxPerSecond}/s; ` +
+  `responder CPU ${fmt(x.responderCpuPercent.median)}%, client CPU ${fmt(x.clientCpuPercent.median)}%; ` +
+  `${x.verified}/${x.responses} responses verified, ${x.cookieReplies} cookie replies, ${x.timeouts} timeouts; ` +
+  `RSS afterwards ${fmt(x.responderRssAfterMiB)} MiB (peak ${fmt(x.responderHwmMiB)})` +
+  (x.sourcesRanOut > 0 ? ` [${x.sourcesRanOut} source(s) ran out of prepared initiations: a lower bound]` : "");
+const connectLine = (label: string, x: any) =>
+  `  ${label.padEnd(39)}${x.connect.completed}/${x.connect.peers} peers in ${fmt(x.connect.elapsedSeconds)} s ` +
+  `(${x.connect.retries} retries; responder CPU ${fmt(x.responderCpuPercentDuringConnect)}%); afterwards RSS ${fmt(x.afterConnect.rssMiB)} MiB ` +
+  `(peak ${fmt(x.afterConnect.hwmMiB)}), ${x.afterConnect.openFds} fds, ${x.afterConnect.threads} threads`;
+const wg = r.wireguardGo;
+const table = [
+  `wontun scale ${r.date} (${r.tools.wontun}), ${navigator.hardwareConcurrency} cores`,
+  "",
+  "start-up, median (min–max)",
+  `  dist/wontun --version                  ${span(r.versionStartupMs)}`,
+  `  ip netns exec NS true (overhead below) ${span(r.netnsExecBaselineMs)}`,
+  `  up -> "running", WireGuard, 1 peer     ${span(r.upWg1.startMs)}; RSS ${fmt(r.upWg1.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upWg1.stopMs.median)} ms`,
+  `  up -> "running", plaintext, 1 peer     ${span(r.upPlain1.startMs)}; RSS ${fmt(r.upPlain1.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upPlain1.stopMs.median)} ms`,
+  `  up -> "running", WireGuard, ${String(config.peers).padEnd(5)} peers ${span(r.upWgBig.startMs)}; RSS ${fmt(r.upWgBig.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upWgBig.stopMs.median)} ms`,
+  "",
+  `${config.peers} peers on one responder, one client process over UDP from ${config.sources} source addresses: handshake + a ping through the tunnel each`,
+  connectLine("wontun (dist/wontun up)", r.bigConfig) + `; ${fmt(r.bigConfig.rssRunningMiB)} MiB before any handshake`,
+  ...(wg ? [connectLine("wireguard-go (for comparison)", wg) + `; ${fmt(wg.rssConfiguredMiB)} MiB before any handshake`] : []),
+  "",
+  "handshakes per second (responder side: initiation in, response out), median (min–max)",
+  rateLine("wontun over UDP (dist/wontun up)", net),
+  ...(wg ? [rateLine("wireguard-go over UDP", wg.overNetwork)] : []),
+  `  ${"wontun in-process, sans-IO, one core".padEnd(39)}${span(inProcess.handshakesPerSecond, "/s")}, ${fmt(inProcess.microsecondsEach.median)} µs each; ` +
+    `cookie replies under load ${fmt(inProcess.cookieRepliesPerSecond.median)}/s`,
+  `  ${"(initiator side, in-process)".padEnd(39)}${fmt(inProcess.initiationsMadePerSecond.median)} initiations made/s`,
+  "",
+  `AllowedIPs trie, ${trie.prefixes} IPv4 prefixes (bench/trie.ts)`,
+  `  inserts                                ${fmt(trie.insertsPerSecondMillions)} M/s`,
+  `  lookups                                ${fmt(trie.lookupsPerSecondMillionsV4)} M/s IPv4 (${trie.lookupNsV4} ns), ${fmt(trie.lookupsPerSecondMillionsV6)} M/s IPv6`,
+  `  memory                                 heap +${fmt(trie.heapMiB)} MiB = ${fmt(trie.bytesPerPrefix)} B/prefix (tables ${fmt(trie.tablesMiB)} MiB)`,
+].join("\n");
+console.log(table);
+r.table = table;
+
+mkdirSync(config.out, { recursive: true });
+const stamp = started.toISOString().replace(/[:.]/g, "-");
+const json = `${JSON.stringify(report, null, 2)}\n`;
+const file = join(config.out, `scale-${stamp}.json`);
+writeFileSync(file, json);
+writeFileSync(join(config.out, "scale-latest.json"), json);
+console.log(`\nwrote ${file}, ${join(config.out, "scale-latest.json")}`);
