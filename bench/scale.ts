@@ -76,8 +76,8 @@ const config = {
   quick,
   out: opts.get("out") ?? RESULTS,
 };
-if (config.peers > 65000 || config.sources > 65000) {
-  console.error("--peers and --sources must be at most 65000");
+if (config.peers > 65000 || config.sources > 506) {
+  console.error("--peers must be at most 65000 and --sources at most 506 (two /24 documentation ranges)");
   process.exit(2);
 }
 
@@ -259,12 +259,16 @@ try {
     const srv = await env.lab.host("srv");
     const cli = await env.lab.host("cli");
     const { aIf: srvIf, bIf: cliIf } = await env.lab.link(srv, "192.0.2.1/24", cli, "192.0.2.2/24");
-    // The client's source addresses: 198.18.0.0/15 is the benchmarking range (RFC 2544).
-    const sources = Array.from({ length: config.sources }, (_, i) => `198.18.${(i + 1) >> 8}.${(i + 1) & 0xff}`);
-    const batch = sources.map((a) => `addr add ${a}/16 dev ${cliIf}`).join("\n");
+    // The client's source addresses come from the two documentation ranges the project's test
+    // hosts may use: 198.51.100.1-253, then 203.0.113.1-253 (.254 is the server in each).
+    const sources = Array.from({ length: config.sources }, (_, i) =>
+      i < 253 ? `198.51.100.${i + 1}` : `203.0.113.${i - 252}`,
+    );
+    const batch = sources.map((a) => `addr add ${a}/24 dev ${cliIf}`).join("\n");
     const added = await cli.run(["ip", "-batch", "-"], { stdin: `${batch}\n`, timeoutMs: 60_000 });
     if (added.code !== 0) throw new Error(`adding source addresses: ${added.stderr}`);
-    await srv.ip(`addr add 198.18.255.254/16 dev ${srvIf}`);
+    await srv.ip(`addr add 198.51.100.254/24 dev ${srvIf}`);
+    await srv.ip(`addr add 203.0.113.254/24 dev ${srvIf}`);
 
     // -- start-up, small configs
     const baseline: number[] = [];

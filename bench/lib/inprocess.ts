@@ -22,13 +22,13 @@ export interface InProcessResult {
 
 const sink: ControlSink = { sendControl() {} };
 
-/** A sockaddr_in for 198.18.a.b:port (little-endian family, big-endian port). */
+/** A sockaddr_in for 203.0.113.x:50000, x = 1..253 (little-endian family, big-endian port). */
 function sockaddr(i: number): Uint8Array {
   const b = new Uint8Array(16);
   b[0] = 2;
   b[2] = 0xc3;
   b[3] = 0x50;
-  b.set([198, 18, (i >> 8) & 0xff, i & 0xff], 4);
+  b.set([203, 0, 113, 1 + (i % 253)], 4);
   return b;
 }
 
