@@ -9,7 +9,7 @@
 //                    [--idle 5] [--pings 50] [--quick] [--out DIR]
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { numberOption, parseArgs } from "./lib/args.ts";
+import { commandLine, numberOption } from "./lib/args.ts";
 import {
   BINARY,
   RESULTS,
@@ -78,17 +78,7 @@ const COLORS: Record<Kind, string> = {
 
 // ---- options -------------------------------------------------------------------------------
 
-let opts: Map<string, string>;
-try {
-  opts = parseArgs(process.argv.slice(2), new Set(["quick", "help"]));
-} catch (e) {
-  console.error(`${(e as Error).message}\n\n${HELP}`);
-  process.exit(2);
-}
-if (opts.has("help")) {
-  console.log(HELP);
-  process.exit(0);
-}
+const opts = commandLine(HELP, ["quick"]);
 const quick = opts.has("quick");
 const config = {
   runs: numberOption(opts, "runs", quick ? 1 : 3, 1),

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/keys.ts";
 import { canRunIntegration } from "../test/helpers/netns.ts";
 import { newKeys, startWireguardGo, wgGoInterface, wgQuickConfig } from "../test/helpers/wireguard.ts";
-import { numberOption, parseArgs } from "./lib/args.ts";
+import { commandLine, numberOption } from "./lib/args.ts";
 import type { DriverJob } from "./lib/handshake-driver.ts";
 import { measureInProcess } from "./lib/inprocess.ts";
 import {
@@ -53,17 +53,7 @@ Options:
   --out DIR          where to write results (default bench/results)
   --help`;
 
-let opts: Map<string, string>;
-try {
-  opts = parseArgs(process.argv.slice(2), new Set(["quick", "help", "no-wg-go"]));
-} catch (e) {
-  console.error(`${(e as Error).message}\n\n${HELP}`);
-  process.exit(2);
-}
-if (opts.has("help")) {
-  console.log(HELP);
-  process.exit(0);
-}
+const opts = commandLine(HELP, ["quick", "no-wg-go"]);
 const quick = opts.has("quick");
 const config = {
   peers: numberOption(opts, "peers", quick ? 100 : 1000, 1),

@@ -24,3 +24,22 @@ export function numberOption(opts: Map<string, string>, name: string, fallback: 
   if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, not "${raw}"`);
   return n;
 }
+
+/**
+ * The command line of a harness: `flags` are the options without a value. Prints HELP and exits
+ * 0 on --help, prints the error and HELP and exits 2 on a bad option.
+ */
+export function commandLine(help: string, flags: string[]): Map<string, string> {
+  let opts: Map<string, string>;
+  try {
+    opts = parseArgs(process.argv.slice(2), new Set(["help", ...flags]));
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${help}`);
+    process.exit(2);
+  }
+  if (opts.has("help")) {
+    console.log(help);
+    process.exit(0);
+  }
+  return opts;
+}

@@ -223,7 +223,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     const peer = keypair.peer;
     const result = this.result;
     result.peer = peer.index;
-    if (keypair === peer.next) this.confirm(peer, now);
+    if (keypair === peer.next) this.confirm(peer);
     // An initiator renews its session before the responder would stop accepting it.
     if (peer.current === keypair && keypair.isInitiator && now - keypair.createdAt >= REKEY_ON_RECEIVE_AFTER) {
       this.initiate(peer, false, now, sink);
@@ -528,14 +528,13 @@ export class WireGuardProtocol implements TunnelProtocol {
   }
 
   /** The initiator used the responder's new keys: they become current. */
-  private confirm(peer: WgPeer, now: number): void {
+  private confirm(peer: WgPeer): void {
     this.retire(peer.previous);
     peer.previous = peer.current;
     peer.current = peer.next;
     peer.next = null;
     peer.handshakeComplete(this.wallClock());
     this.event(peer, "handshake complete (peer initiated)");
-    void now;
   }
 
   private retire(keypair: Keypair | null): void {
