@@ -7,7 +7,7 @@
 // subarray views. All of that is short-lived garbage of a few hundred bytes per packet; avoiding
 // it would mean carrying our own ChaCha20 and Poly1305. Measured ~13 µs per 1420-byte seal.
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import type { AeadBackend, AeadKey } from "./aead.ts";
+import type { AeadBackend, AeadKey, KeyUse } from "./aead.ts";
 
 const TAG = 16;
 const TWO_POW_32 = 4294967296;
@@ -40,7 +40,7 @@ function prepare(k: NobleKey, counter: number): void {
 export const nobleBackend: AeadBackend = {
   name: "noble",
 
-  createKey(key: Uint8Array): AeadKey {
+  createKey(key: Uint8Array, _use?: KeyUse): AeadKey {
     if (key.length !== 32) throw new RangeError(`ChaCha20-Poly1305 key must be 32 bytes, got ${key.length}`);
     const k = new NobleKey();
     k.key.set(key);

@@ -15,9 +15,13 @@ export interface AeadKey {
   readonly backend: AeadBackend["name"];
 }
 
+/** What a key will be used for: a session's send key only seals, its receive key only opens. */
+export type KeyUse = "seal" | "open" | "both";
+
 export interface AeadBackend {
   readonly name: "libcrypto" | "noble";
-  createKey(key: Uint8Array): AeadKey;
+  /** `use` lets a backend prepare only what is needed (libcrypto: one native context, not two). */
+  createKey(key: Uint8Array, use?: KeyUse): AeadKey;
   /** In place: buf[off, off+len) plaintext -> ciphertext, then the 16-byte tag at off+len.
    *  counter: an integer in 0..2^53-1. No associated data. Does not allocate. */
   seal(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): void;

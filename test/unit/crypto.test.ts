@@ -249,6 +249,24 @@ describe("data-path AEAD backends", () => {
         expect(() => backend.seal(k, 0, buf, 0, 10)).toThrow();
         backend.destroyKey(k); // twice is harmless
       });
+
+      test("a key made for one use works for that use and interoperates with a full key", () => {
+        const sealer = backend.createKey(range(32, 3), "seal");
+        const opener = backend.createKey(range(32, 3), "open");
+        const both = backend.createKey(range(32, 3));
+        const buf = new Uint8Array(new ArrayBuffer(64 + 16));
+        buf.set(range(64));
+        backend.seal(sealer, 7, buf, 0, 64);
+        const copy = buf.slice();
+        expect(backend.open(opener, 7, buf, 0, 80)).toBe(true);
+        expect(toHex(buf.subarray(0, 64))).toBe(toHex(range(64)));
+        expect(backend.open(both, 7, copy, 0, 80)).toBe(true);
+        if (backend.name === "libcrypto") {
+          expect(() => backend.open(sealer, 7, buf, 0, 80)).toThrow(/sealing only/);
+          expect(() => backend.seal(opener, 7, buf, 0, 64)).toThrow(/opening only/);
+        }
+        for (const k of [sealer, opener, both]) backend.destroyKey(k);
+      });
     });
   }
 

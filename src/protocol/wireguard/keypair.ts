@@ -20,8 +20,8 @@ export class Keypair {
     readonly createdAt: number,
     private readonly aead: AeadBackend,
   ) {
-    this.send = aead.createKey(sendKey);
-    this.recv = aead.createKey(recvKey);
+    this.send = aead.createKey(sendKey, "seal");
+    this.recv = aead.createKey(recvKey, "open");
     wipe(sendKey);
     wipe(recvKey);
   }

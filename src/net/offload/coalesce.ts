@@ -1,0 +1,449 @@
+// TCP coalescing for TUN writes (the receive-side twin of segment.ts): consecutive segments of a
+// TCP flow in one batch of decrypted packets are glued into one GSO super-packet, so the kernel
+// takes them with one write(2) and one trip through its stack. Everything else passes through
+// untouched, in order. State lives in typed arrays sized at construction; nothing is allocated
+// per packet (the output arena is allocated lazily and only grows when a batch needs more).
+
+import { fold, ipv4HeaderChecksum, pseudoHeaderSum, sumBytes } from "./checksum.ts";
+import { copyBytes } from "./copy-bytes.ts";
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VNET_HDR_LEN,
+  VnetHdr,
+  writeZeroVnetHdr,
+} from "./virtio-net-hdr.ts";
+
+/** Most segments glued into one item: an arbitrary bound on the kernel's work per write. */
+export const COALESCE_MAX_SEGMENTS = 64;
+/** IPv4 total length and IPv6 payload length are 16-bit fields. */
+const MAX_IP_LENGTH = 65535;
+/** First arena size: enough for a batch of 64 full-size (1500) packets without growing. */
+const INITIAL_ARENA = 128 * 1024;
+
+const PROTO_TCP = 6;
+const IPV4_HEADER = 20;
+const IPV6_HEADER = 40;
+const TCP_MIN_HEADER = 20;
+const TCP_CHECKSUM = 16;
+const TCP_ACK = 0x10;
+const TCP_PSH = 0x08;
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * One batch at a time: reset(), add() each packet in arrival order, finish(), then write
+ * outputs 0..count-1, each buffer[offset..offset+length) being a vnet header and a packet.
+ *
+ * A TCP packet joins the most recent item of its flow (same addresses and ports) when it
+ * directly follows it: IPv4 with a 20-byte header and not a fragment, or IPv6 with TCP as next
+ * header; same IPv4 TOS, TTL and flags or IPv6 traffic class, flow label and hop limit; same TCP
+ * header length, option bytes, ACK number and window; flags ACK or ACK|PSH only; a payload; seq
+ * right after the item's last byte; IPv4 ID one more than the previous; a payload no longer than
+ * the item's first (a shorter one, or PSH, closes the item); the IP length staying within 65535
+ * and at most COALESCE_MAX_SEGMENTS segments. Both TCP checksums (and IPv4 header checksums) are
+ * verified before gluing, because the kernel trusts a CHECKSUM_PARTIAL packet's payload.
+ * Packets that cannot join anything (other protocols, SYN/FIN/RST/URG/ECE/CWR, pure ACKs, bad
+ * checksums) become items of their own; only-child items go out as they came, with a zero
+ * vnet header written into the VNET_HDR_LEN bytes of headroom the caller leaves before each.
+ * Outputs are in the order of their items' first packets.
+ */
+export class TcpCoalescer {
+  readonly maxPackets: number;
+
+  // Per packet, in add() order.
+  private readonly packetBuffer: Uint8Array[];
+  private readonly packetOffset: Int32Array;
+  private readonly packetLength: Int32Array;
+  private readonly packetPayload: Int32Array;
+  /** Next packet of the same item, or -1. */
+  private readonly packetNext: Int32Array;
+  private packets = 0;
+
+  // Per item; item i is also output i.
+  private readonly itemFirst: Int32Array;
+  private readonly itemLast: Int32Array;
+  private readonly itemSegments: Int32Array;
+  /** 4 or 6 for a TCP flow that later packets may look up; 0 for anything else. */
+  private readonly itemVersion: Uint8Array;
+  private readonly itemFlowHash: Int32Array;
+  /** The IP header length of the first packet: where its ports are. */
+  private readonly itemIpHeader: Int32Array;
+  private readonly itemTcpHeader: Int32Array;
+  /** 1 while packets may still be appended. */
+  private readonly itemOpen: Uint8Array;
+  /** Payload length of the first packet: the gso_size of the super-packet. */
+  private readonly itemGsoSize: Int32Array;
+  private readonly itemPayload: Int32Array;
+  private readonly itemNextSeq: Uint32Array;
+  private readonly itemLastId: Int32Array;
+  private readonly itemPsh: Uint8Array;
+  private items = 0;
+
+  // Results of finish().
+  private readonly outBuffers: Uint8Array[];
+  private readonly outOffsets: Int32Array;
+  private readonly outLengths: Int32Array;
+  private arena: Uint8Array = EMPTY;
+  private finished = false;
+  private readonly hdr = new VnetHdr();
+
+  // What inspect() found about the packet being added (fields, so nothing is allocated).
+  private curVersion = 0;
+  private curIpHeader = 0;
+  private curTcpHeader = 0;
+  private curPayload = 0;
+  private curFlowHash = 0;
+  private curEligible = false;
+
+  constructor(maxPackets = 64) {
+    if (!Number.isInteger(maxPackets) || maxPackets < 1) throw new RangeError(`bad maxPackets ${maxPackets}`);
+    this.maxPackets = maxPackets;
+    this.packetBuffer = new Array<Uint8Array>(maxPackets).fill(EMPTY);
+    this.packetOffset = new Int32Array(maxPackets);
+    this.packetLength = new Int32Array(maxPackets);
+    this.packetPayload = new Int32Array(maxPackets);
+    this.packetNext = new Int32Array(maxPackets);
+    this.itemFirst = new Int32Array(maxPackets);
+    this.itemLast = new Int32Array(maxPackets);
+    this.itemSegments = new Int32Array(maxPackets);
+    this.itemVersion = new Uint8Array(maxPackets);
+    this.itemFlowHash = new Int32Array(maxPackets);
+    this.itemIpHeader = new Int32Array(maxPackets);
+    this.itemTcpHeader = new Int32Array(maxPackets);
+    this.itemOpen = new Uint8Array(maxPackets);
+    this.itemGsoSize = new Int32Array(maxPackets);
+    this.itemPayload = new Int32Array(maxPackets);
+    this.itemNextSeq = new Uint32Array(maxPackets);
+    this.itemLastId = new Int32Array(maxPackets);
+    this.itemPsh = new Uint8Array(maxPackets);
+    this.outBuffers = new Array<Uint8Array>(maxPackets).fill(EMPTY);
+    this.outOffsets = new Int32Array(maxPackets);
+    this.outLengths = new Int32Array(maxPackets);
+  }
+
+  /** Starts a new batch, dropping every reference to the previous batch's packets. */
+  reset(): void {
+    for (let p = 0; p < this.packets; p++) this.packetBuffer[p] = EMPTY;
+    for (let i = 0; i < this.items; i++) this.outBuffers[i] = EMPTY;
+    this.packets = 0;
+    this.items = 0;
+    this.finished = false;
+  }
+
+  /**
+   * Adds the IP packet buf[off..off+len); buf[off-VNET_HDR_LEN..off) must be writable headroom.
+   * The bytes must stay untouched until the outputs are written. Returns false, adding nothing,
+   * when the batch already holds maxPackets packets: finish and write it, reset(), add again.
+   */
+  add(buf: Uint8Array, off: number, len: number): boolean {
+    if (this.finished) throw new Error("TcpCoalescer.add after finish(): reset() first");
+    if (off < VNET_HDR_LEN || len < 0 || off + len > buf.length) {
+      throw new RangeError(`packet [${off}, ${off + len}) lacks headroom or lies outside its buffer`);
+    }
+    if (this.packets === this.maxPackets) return false;
+    const p = this.packets++;
+    this.packetBuffer[p] = buf;
+    this.packetOffset[p] = off;
+    this.packetLength[p] = len;
+    this.packetNext[p] = -1;
+
+    const version = this.inspect(buf, off, len);
+    this.packetPayload[p] = this.curPayload;
+    if (version !== 0) {
+      const item = this.latestItemOfFlow(buf, off);
+      if (item >= 0 && this.itemOpen[item] === 1 && this.curEligible && this.canAppend(item, p)) {
+        this.append(item, p);
+        return true;
+      }
+    }
+    this.newItem(p, version);
+    return true;
+  }
+
+  /** Lays out the outputs of the batch and returns their number. */
+  finish(): number {
+    if (this.finished) return this.items;
+    this.finished = true;
+    let arenaNeeded = 0;
+    for (let i = 0; i < this.items; i++) {
+      if (this.itemSegments[i] === 1) continue;
+      arenaNeeded += VNET_HDR_LEN + this.itemIpHeader[i] + this.itemTcpHeader[i] + this.itemPayload[i];
+    }
+    if (arenaNeeded > this.arena.length) {
+      this.arena = new Uint8Array(Math.max(arenaNeeded, 2 * this.arena.length, INITIAL_ARENA));
+    }
+    let arenaAt = 0;
+    for (let i = 0; i < this.items; i++) {
+      if (this.itemSegments[i] === 1) {
+        const p = this.itemFirst[i];
+        const buf = this.packetBuffer[p];
+        const at = this.packetOffset[p] - VNET_HDR_LEN;
+        writeZeroVnetHdr(buf, at);
+        this.outBuffers[i] = buf;
+        this.outOffsets[i] = at;
+        this.outLengths[i] = this.packetLength[p] + VNET_HDR_LEN;
+      } else {
+        const length = this.writeSuperPacket(i, this.arena, arenaAt);
+        this.outBuffers[i] = this.arena;
+        this.outOffsets[i] = arenaAt;
+        this.outLengths[i] = length;
+        arenaAt += length;
+      }
+    }
+    return this.items;
+  }
+
+  /** Number of outputs, valid after finish() until reset(). */
+  get count(): number {
+    return this.finished ? this.items : 0;
+  }
+
+  /** The buffer holding output i (the caller's own buffer for a packet that passed through). */
+  outBuffer(i: number): Uint8Array {
+    return this.outBuffers[i];
+  }
+
+  /** Where output i, starting with its vnet header, begins in outBuffer(i). */
+  outOffset(i: number): number {
+    return this.outOffsets[i];
+  }
+
+  /** Length of output i: vnet header plus packet. */
+  outLength(i: number): number {
+    return this.outLengths[i];
+  }
+
+  /** Number of segments glued into output i (1 for a packet that passed through). */
+  outSegments(i: number): number {
+    return this.itemSegments[i];
+  }
+
+  /**
+   * Parses the packet far enough to know whether it is TCP of a flow we can look up (returns
+   * its IP version, else 0) and whether it may be coalesced; details go to the cur* fields.
+   */
+  private inspect(buf: Uint8Array, off: number, len: number): number {
+    this.curEligible = false;
+    this.curPayload = 0;
+    if (len < 1) return 0;
+    const version = buf[off] >> 4;
+    let ipHeader: number;
+    let ipLength: number;
+    if (version === 4) {
+      if (len < IPV4_HEADER) return 0;
+      ipHeader = (buf[off] & 0x0f) * 4;
+      ipLength = (buf[off + 2] << 8) | buf[off + 3];
+      if (buf[off + 9] !== PROTO_TCP) return 0;
+      // Later fragments carry no ports; the first one is not a whole segment either way.
+      if ((buf[off + 6] & 0x3f) !== 0 || buf[off + 7] !== 0) return 0;
+    } else if (version === 6) {
+      if (len < IPV6_HEADER) return 0;
+      ipHeader = IPV6_HEADER;
+      ipLength = IPV6_HEADER + ((buf[off + 4] << 8) | buf[off + 5]);
+      if (buf[off + 6] !== PROTO_TCP) return 0; // extension headers: not worth walking
+    } else {
+      return 0;
+    }
+    // Bytes past the IP length (e.g. WireGuard padding) are ignored.
+    if (ipHeader < IPV4_HEADER || ipLength > len || ipHeader + TCP_MIN_HEADER > ipLength) return 0;
+    const tcp = off + ipHeader;
+    const tcpHeader = (buf[tcp + 12] >> 4) * 4;
+    if (tcpHeader < TCP_MIN_HEADER || ipHeader + tcpHeader > ipLength) return 0;
+
+    this.curVersion = version;
+    this.curIpHeader = ipHeader;
+    this.curTcpHeader = tcpHeader;
+    this.curPayload = ipLength - ipHeader - tcpHeader;
+    this.curFlowHash = flowHash(buf, off, version, tcp);
+    const flags = buf[tcp + 13];
+    this.curEligible =
+      (flags & ~TCP_PSH) === TCP_ACK && this.curPayload > 0 && (version === 6 || ipHeader === IPV4_HEADER);
+    return version;
+  }
+
+  /** The newest item of the packet's flow, or -1. Only it may grow, so a flow stays in order. */
+  private latestItemOfFlow(buf: Uint8Array, off: number): number {
+    const version = this.curVersion;
+    const hash = this.curFlowHash;
+    const tcp = off + this.curIpHeader;
+    for (let i = this.items - 1; i >= 0; i--) {
+      if (this.itemFlowHash[i] !== hash || this.itemVersion[i] !== version) continue;
+      const first = this.itemFirst[i];
+      const fbuf = this.packetBuffer[first];
+      const foff = this.packetOffset[first];
+      // Addresses: IPv4 bytes 12..20, IPv6 bytes 8..40.
+      const from = version === 4 ? 12 : 8;
+      if (!sameBytes(fbuf, foff + from, buf, off + from, version === 4 ? 8 : 32)) continue;
+      if (sameBytes(fbuf, foff + this.itemIpHeader[i], buf, tcp, 4)) return i; // ports
+    }
+    return -1;
+  }
+
+  /** Whether eligible packet p directly continues open item i. May close i (bad checksum). */
+  private canAppend(i: number, p: number): boolean {
+    const first = this.itemFirst[i];
+    const fbuf = this.packetBuffer[first];
+    const foff = this.packetOffset[first];
+    const buf = this.packetBuffer[p];
+    const off = this.packetOffset[p];
+    const version = this.curVersion;
+    const ipHeader = this.curIpHeader;
+    const tcpHeader = this.curTcpHeader;
+    const payload = this.curPayload;
+    if (tcpHeader !== this.itemTcpHeader[i] || payload > this.itemGsoSize[i]) return false;
+    if (this.itemSegments[i] >= COALESCE_MAX_SEGMENTS) return false;
+    // The glued packet's IPv4 total length / IPv6 payload length must fit its 16-bit field.
+    const lengthField = (version === 4 ? ipHeader : 0) + tcpHeader + this.itemPayload[i] + payload;
+    if (lengthField > MAX_IP_LENGTH) return false;
+
+    if (version === 4) {
+      if (fbuf[foff + 1] !== buf[off + 1]) return false; // TOS
+      if (fbuf[foff + 6] !== buf[off + 6]) return false; // flags (DF)
+      if (fbuf[foff + 8] !== buf[off + 8]) return false; // TTL
+      const id = (buf[off + 4] << 8) | buf[off + 5];
+      if (id !== ((this.itemLastId[i] + 1) & 0xffff)) return false;
+    } else {
+      // Version, traffic class and flow label share bytes 0..4; then the hop limit.
+      if (!sameBytes(fbuf, foff, buf, off, 4) || fbuf[foff + 7] !== buf[off + 7]) return false;
+    }
+
+    const ftcp = foff + ipHeader;
+    const tcp = off + ipHeader;
+    const seq = ((buf[tcp + 4] << 24) | (buf[tcp + 5] << 16) | (buf[tcp + 6] << 8) | buf[tcp + 7]) >>> 0;
+    if (seq !== this.itemNextSeq[i]) return false;
+    if (!sameBytes(fbuf, ftcp + 8, buf, tcp + 8, 4)) return false; // ACK number
+    if (fbuf[ftcp + 14] !== buf[tcp + 14] || fbuf[ftcp + 15] !== buf[tcp + 15]) return false; // window
+    const optionsLength = tcpHeader - TCP_MIN_HEADER;
+    if (!sameBytes(fbuf, ftcp + TCP_MIN_HEADER, buf, tcp + TCP_MIN_HEADER, optionsLength)) return false;
+
+    // Checksums last: they cost a pass over the payload. The first packet is checked only once a
+    // second one wants to join; a lone packet goes out as it came and the kernel checks it.
+    if (!checksumsValid(buf, off, version, ipHeader, tcpHeader + payload)) return false;
+    if (this.itemSegments[i] === 1) {
+      const firstTcpLength = tcpHeader + this.itemGsoSize[i];
+      if (!checksumsValid(fbuf, foff, version, ipHeader, firstTcpLength)) {
+        this.itemOpen[i] = 0;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private append(i: number, p: number): void {
+    const buf = this.packetBuffer[p];
+    const off = this.packetOffset[p];
+    const payload = this.curPayload;
+    this.packetNext[this.itemLast[i]] = p;
+    this.itemLast[i] = p;
+    this.itemSegments[i]++;
+    this.itemPayload[i] += payload;
+    this.itemNextSeq[i] = (this.itemNextSeq[i] + payload) >>> 0;
+    if (this.curVersion === 4) this.itemLastId[i] = (buf[off + 4] << 8) | buf[off + 5];
+    const psh = (buf[off + this.curIpHeader + 13] & TCP_PSH) !== 0;
+    if (psh) this.itemPsh[i] = 1;
+    // A short segment or PSH ends what the sender meant as one run of full-sized segments.
+    const short = payload < this.itemGsoSize[i];
+    if (psh || short || this.itemSegments[i] === COALESCE_MAX_SEGMENTS) this.itemOpen[i] = 0;
+  }
+
+  /** Starts item for packet p, of the flow inspect() found (version 4 or 6), or of none (0). */
+  private newItem(p: number, version: number): void {
+    const i = this.items++;
+    const buf = this.packetBuffer[p];
+    const off = this.packetOffset[p];
+    this.itemFirst[i] = p;
+    this.itemLast[i] = p;
+    this.itemSegments[i] = 1;
+    this.itemPsh[i] = 0;
+    this.itemOpen[i] = 0;
+    this.itemVersion[i] = version;
+    if (version === 0) return;
+    const tcp = off + this.curIpHeader;
+    this.itemFlowHash[i] = this.curFlowHash;
+    this.itemIpHeader[i] = this.curIpHeader;
+    this.itemTcpHeader[i] = this.curTcpHeader;
+    this.itemGsoSize[i] = this.curPayload;
+    this.itemPayload[i] = this.curPayload;
+    const seq = ((buf[tcp + 4] << 24) | (buf[tcp + 5] << 16) | (buf[tcp + 6] << 8) | buf[tcp + 7]) >>> 0;
+    this.itemNextSeq[i] = (seq + this.curPayload) >>> 0;
+    this.itemLastId[i] = version === 4 ? (buf[off + 4] << 8) | buf[off + 5] : 0;
+    if (this.curEligible && (buf[tcp + 13] & TCP_PSH) === 0) this.itemOpen[i] = 1;
+  }
+
+  /**
+   * Writes item i (two or more segments) at out[at..] as vnet header + super-packet and returns
+   * the length written.
+   */
+  private writeSuperPacket(i: number, out: Uint8Array, at: number): number {
+    const version = this.itemVersion[i];
+    const ipHeader = this.itemIpHeader[i];
+    const tcpHeader = this.itemTcpHeader[i];
+    const headers = ipHeader + tcpHeader;
+    const ip = at + VNET_HDR_LEN;
+    let p = this.itemFirst[i];
+    copyBytes(this.packetBuffer[p], this.packetOffset[p], out, ip, headers + this.packetPayload[p]);
+    let end = ip + headers + this.packetPayload[p];
+    for (p = this.packetNext[p]; p >= 0; p = this.packetNext[p]) {
+      copyBytes(this.packetBuffer[p], this.packetOffset[p] + headers, out, end, this.packetPayload[p]);
+      end += this.packetPayload[p];
+    }
+
+    const ipLength = end - ip;
+    const tcpLength = ipLength - ipHeader;
+    if (version === 4) {
+      out[ip + 2] = ipLength >>> 8;
+      out[ip + 3] = ipLength & 0xff;
+      ipv4HeaderChecksum(out, ip);
+    } else {
+      out[ip + 4] = (ipLength - IPV6_HEADER) >>> 8;
+      out[ip + 5] = (ipLength - IPV6_HEADER) & 0xff;
+    }
+    const tcp = ip + ipHeader;
+    if (this.itemPsh[i] === 1) out[tcp + 13] |= TCP_PSH;
+    // CHECKSUM_PARTIAL: the field holds the pseudo-header sum, the kernel adds the rest.
+    const partial = fold(pseudoHeaderSum(out, ip, version === 4 ? 4 : 6, PROTO_TCP, tcpLength));
+    out[tcp + TCP_CHECKSUM] = partial >>> 8;
+    out[tcp + TCP_CHECKSUM + 1] = partial & 0xff;
+
+    const hdr = this.hdr;
+    hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    hdr.gsoType = version === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+    hdr.hdrLen = headers;
+    hdr.gsoSize = this.itemGsoSize[i];
+    hdr.csumStart = ipHeader;
+    hdr.csumOffset = TCP_CHECKSUM;
+    hdr.write(out, at);
+    return VNET_HDR_LEN + ipLength;
+  }
+}
+
+/** A cheap mix of addresses and ports; equal flows hash equal, lookups then compare bytes. */
+function flowHash(buf: Uint8Array, off: number, version: number, tcp: number): number {
+  let h = (buf[tcp] << 24) | (buf[tcp + 1] << 16) | (buf[tcp + 2] << 8) | buf[tcp + 3];
+  const from = off + (version === 4 ? 12 : 8);
+  const to = from + (version === 4 ? 8 : 32);
+  for (let a = from; a < to; a += 4) {
+    h = Math.imul(h ^ ((buf[a] << 24) | (buf[a + 1] << 16) | (buf[a + 2] << 8) | buf[a + 3]), 0x9e3779b1);
+  }
+  return h;
+}
+
+function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, length: number): boolean {
+  for (let k = 0; k < length; k++) if (a[aOff + k] !== b[bOff + k]) return false;
+  return true;
+}
+
+/** The packet's TCP checksum (and IPv4 header checksum) verify. */
+function checksumsValid(
+  buf: Uint8Array,
+  off: number,
+  version: number,
+  ipHeader: number,
+  tcpLength: number,
+): boolean {
+  if (version === 4 && fold(sumBytes(buf, off, ipHeader, 0)) !== 0xffff) return false;
+  const pseudo = pseudoHeaderSum(buf, off, version === 4 ? 4 : 6, PROTO_TCP, tcpLength);
+  return fold(sumBytes(buf, off + ipHeader, tcpLength, pseudo)) === 0xffff;
+}
