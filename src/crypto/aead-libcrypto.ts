@@ -14,7 +14,8 @@
 // instead of Update/Final saved ~40 ns, inside the noise, and OpenSSL advises against it.
 import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
 import type { AeadBackend, AeadKey, KeyUse } from "./aead.ts";
-import { nobleBackend } from "./aead-noble.ts";
+import { checkAeadArgs } from "./aead-args.ts";
+import { crossCheckAgainstNoble } from "./aead-selftest.ts";
 
 const TAG = 16;
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
@@ -51,15 +52,6 @@ class LibcryptoKey implements AeadKey {
   constructor(enc: number, dec: number) {
     this.enc = enc;
     this.dec = dec;
-  }
-}
-
-function checkArgs(counter: number, buf: Uint8Array, off: number, len: number, room: number): void {
-  if (!(counter >= 0 && counter <= Number.MAX_SAFE_INTEGER && Math.floor(counter) === counter)) {
-    throw new RangeError(`AEAD counter ${counter} is not an integer in 0..2^53-1`);
-  }
-  if (!((off | 0) === off && (len | 0) === len && off >= 0 && len >= 0 && off + room <= buf.length)) {
-    throw new RangeError(`AEAD range off=${off} len=${len} does not fit a ${buf.length}-byte buffer`);
   }
 }
 
@@ -121,7 +113,7 @@ class LibcryptoBackend implements AeadBackend {
 
   seal(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): void {
     const k = key as LibcryptoKey;
-    checkArgs(counter, buf, off, len, len + TAG);
+    checkAeadArgs(counter, buf, off, len, len + TAG);
     const ctx = k.enc as Pointer;
     if (ctx === 0) throw new Error(k.destroyed ? "AEAD key used after destroyKey" : "AEAD key was created for opening only");
     const n = k.nonce32;
@@ -138,7 +130,7 @@ class LibcryptoBackend implements AeadBackend {
 
   open(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): boolean {
     const k = key as LibcryptoKey;
-    checkArgs(counter, buf, off, len, len);
+    checkAeadArgs(counter, buf, off, len, len);
     if (len < TAG) return false;
     const ctx = k.dec as Pointer;
     if (ctx === 0) throw new Error(k.destroyed ? "AEAD key used after destroyKey" : "AEAD key was created for sealing only");
@@ -170,33 +162,6 @@ class LibcryptoBackend implements AeadBackend {
   }
 }
 
-/** Cross-checks a freshly loaded backend against noble: same bytes, round trip, tamper refusal. */
-function selfTest(backend: AeadBackend): string | undefined {
-  const keyBytes = Uint8Array.from({ length: 32 }, (_, i) => (i * 29 + 3) & 0xff);
-  const counter = 0x1_0203_0405; // above 2^32, so both counter words are exercised
-  for (const len of [0, 1, 63, 64, 65, 300]) {
-    const a = new Uint8Array(new ArrayBuffer(len + TAG + 8));
-    for (let i = 0; i < len; i++) a[i + 5] = (i * 7 + len) & 0xff;
-    const b = a.slice();
-    const ka = backend.createKey(keyBytes);
-    const kb = nobleBackend.createKey(keyBytes);
-    try {
-      backend.seal(ka, counter, a, 5, len);
-      nobleBackend.seal(kb, counter, b, 5, len);
-      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `self-test: sealed bytes differ from noble (len ${len})`;
-      if (!backend.open(ka, counter, a, 5, len + TAG)) return `self-test: cannot open own output (len ${len})`;
-      for (let i = 0; i < len; i++) if (a[i + 5] !== ((i * 7 + len) & 0xff)) return `self-test: wrong plaintext (len ${len})`;
-      backend.seal(ka, counter, a, 5, len);
-      a[5 + len] ^= 1;
-      if (backend.open(ka, counter, a, 5, len + TAG)) return `self-test: accepted a tampered tag (len ${len})`;
-    } finally {
-      backend.destroyKey(ka);
-      nobleBackend.destroyKey(kb);
-    }
-  }
-  return undefined;
-}
-
 let loaded: AeadBackend | string | undefined;
 
 /** The libcrypto backend, or why it is unavailable (library missing, symbol missing, self-test). */
@@ -221,8 +186,8 @@ export function loadLibcryptoBackend(): AeadBackend | string {
   let backend: AeadBackend;
   try {
     backend = new LibcryptoBackend(lib, cipher);
-    const failure = selfTest(backend);
-    if (failure) return (loaded = `libcrypto ${failure}`);
+    const failure = crossCheckAgainstNoble(backend);
+    if (failure) return (loaded = `libcrypto self-test: ${failure}`);
   } catch (e) {
     return (loaded = `libcrypto self-test failed: ${(e as Error).message}`);
   }

@@ -1,10 +1,14 @@
 // ChaCha20-Poly1305 (RFC 8439) for the data path, as WireGuard uses it: a 32-byte key per session
 // direction, a 96-bit nonce of four zero bytes followed by the packet counter as a 64-bit
-// little-endian integer, and no associated data. Two interchangeable backends:
-// - "libcrypto": OpenSSL's EVP interface through bun:ffi, about 1 µs per 1420-byte packet;
-// - "noble": @noble/ciphers in pure JS, about ten times slower, used when libcrypto is missing.
-// Both work in place on caller-owned buffers so the packet path never copies payloads.
+// little-endian integer, and no associated data. Interchangeable backends, best first:
+// - "libsodium+libcrypto": libsodium for short payloads, OpenSSL for long ones (aead-by-size.ts);
+// - "libsodium": one bun:ffi call per packet, the cheapest for short payloads and after idleness;
+// - "libcrypto": OpenSSL's EVP interface through bun:ffi, four calls but faster per byte;
+// - "noble": @noble/ciphers in pure JS, about ten times slower, when neither library loads.
+// All work in place on caller-owned buffers so the packet path never copies payloads.
+import { BySizeBackend } from "./aead-by-size.ts";
 import { loadLibcryptoBackend } from "./aead-libcrypto.ts";
+import { loadLibsodiumBackend } from "./aead-libsodium.ts";
 import { nobleBackend } from "./aead-noble.ts";
 
 export const TAG_SIZE = 16;
@@ -15,11 +19,15 @@ export interface AeadKey {
   readonly backend: AeadBackend["name"];
 }
 
+export type BackendName = "libsodium+libcrypto" | "libsodium" | "libcrypto" | "noble";
+/** In order of preference. */
+export const BACKEND_NAMES: readonly BackendName[] = ["libsodium+libcrypto", "libsodium", "libcrypto", "noble"];
+
 /** What a key will be used for: a session's send key only seals, its receive key only opens. */
 export type KeyUse = "seal" | "open" | "both";
 
 export interface AeadBackend {
-  readonly name: "libcrypto" | "noble";
+  readonly name: BackendName;
   /** `use` lets a backend prepare only what is needed (libcrypto: one native context, not two). */
   createKey(key: Uint8Array, use?: KeyUse): AeadKey;
   /** In place: buf[off, off+len) plaintext -> ciphertext, then the 16-byte tag at off+len.
@@ -34,19 +42,38 @@ export interface AeadBackend {
 
 let selected: AeadBackend | undefined;
 
-/** The libcrypto backend if libcrypto.so.3 loads and passes its self-test, else noble.
- *  WONTUN_AEAD=noble|libcrypto forces one; forcing an unavailable libcrypto throws. */
+/** A backend by name, or why it cannot be used here. */
+export function loadAeadBackend(name: BackendName): AeadBackend | string {
+  if (name === "libsodium+libcrypto") {
+    const short = loadLibsodiumBackend();
+    const long = loadLibcryptoBackend();
+    if (typeof short === "string" || typeof long === "string") return [short, long].filter((r) => typeof r === "string").join("; ");
+    return new BySizeBackend(short, long);
+  }
+  if (name === "libsodium") return loadLibsodiumBackend();
+  if (name === "libcrypto") return loadLibcryptoBackend();
+  return nobleBackend;
+}
+
+/**
+ * The first backend of BACKEND_NAMES that loads and passes its self-test. WONTUN_AEAD set to one
+ * of the names forces it; forcing one that cannot load throws.
+ */
 export function selectAeadBackend(): AeadBackend {
   if (selected) return selected;
-  const forced = process.env.WONTUN_AEAD?.trim().toLowerCase();
-  if (forced && forced !== "noble" && forced !== "libcrypto") {
-    throw new Error(`WONTUN_AEAD must be "noble" or "libcrypto", not "${process.env.WONTUN_AEAD}"`);
+  const raw = process.env.WONTUN_AEAD;
+  const forced = raw?.trim().toLowerCase();
+  if (forced) {
+    if (!(BACKEND_NAMES as readonly string[]).includes(forced)) {
+      throw new Error(`WONTUN_AEAD must be one of ${BACKEND_NAMES.join(", ")}, not "${raw}"`);
+    }
+    const backend = loadAeadBackend(forced as BackendName);
+    if (typeof backend === "string") throw new Error(`WONTUN_AEAD=${forced}: ${backend}`);
+    return (selected = backend);
   }
-  if (forced === "noble") return (selected = nobleBackend);
-  const libcrypto = loadLibcryptoBackend();
-  if (typeof libcrypto === "string") {
-    if (forced === "libcrypto") throw new Error(`WONTUN_AEAD=libcrypto: ${libcrypto}`);
-    return (selected = nobleBackend);
+  for (const name of BACKEND_NAMES) {
+    const backend = loadAeadBackend(name);
+    if (typeof backend !== "string") return (selected = backend);
   }
-  return (selected = libcrypto);
+  return (selected = nobleBackend);
 }

@@ -5,8 +5,10 @@ import { describe, expect, test } from "bun:test";
 import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { selectAeadBackend, TAG_SIZE, type AeadBackend } from "../../src/crypto/aead.ts";
+import { BACKEND_NAMES, loadAeadBackend, selectAeadBackend, TAG_SIZE, type AeadBackend } from "../../src/crypto/aead.ts";
 import { loadLibcryptoBackend } from "../../src/crypto/aead-libcrypto.ts";
+import { loadLibsodiumBackend } from "../../src/crypto/aead-libsodium.ts";
+import { LONG_PAYLOAD } from "../../src/crypto/aead-by-size.ts";
 import { nobleBackend } from "../../src/crypto/aead-noble.ts";
 import {
   aeadOpenOnce,
@@ -35,7 +37,9 @@ const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
 const range = (n: number, start = 0): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
 
 const libcrypto = loadLibcryptoBackend();
-const backends: AeadBackend[] = typeof libcrypto === "string" ? [nobleBackend] : [libcrypto, nobleBackend];
+const libsodium = loadLibsodiumBackend();
+const bySize = loadAeadBackend("libsodium+libcrypto");
+const backends: AeadBackend[] = [bySize, libsodium, libcrypto, nobleBackend].filter((b): b is AeadBackend => typeof b !== "string");
 
 /** Deterministic pseudo-random bytes so failures reproduce. */
 function prng(seed: number): (n: number) => Uint8Array {
@@ -125,12 +129,14 @@ describe("ChaCha20-Poly1305 known answers", () => {
 });
 
 describe("data-path AEAD backends", () => {
-  test("a backend is selected; libcrypto is available on this machine", () => {
+  test("a backend is selected; libsodium and libcrypto are available on this machine", () => {
     const b = selectAeadBackend();
-    expect(["libcrypto", "noble"]).toContain(b.name);
-    // libcrypto.so.3 is installed in the development and CI images; say why if it did not load.
+    expect(BACKEND_NAMES).toContain(b.name);
+    // libsodium.so.23 and libcrypto.so.3 are installed by scripts/install-deps.sh and in the
+    // image; say why if one did not load.
+    expect(libsodium).not.toBeTypeOf("string");
     expect(libcrypto).not.toBeTypeOf("string");
-    if (!process.env.WONTUN_AEAD) expect(b.name).toBe("libcrypto");
+    if (!process.env.WONTUN_AEAD) expect(b.name).toBe("libsodium+libcrypto");
   });
 
   test("WONTUN_AEAD forces a backend; an unknown value is an error", () => {
@@ -142,8 +148,9 @@ describe("data-path AEAD backends", () => {
       return r.exitCode === 0 ? r.stdout.toString().trim() : `error: ${r.stderr.toString()}`;
     };
     expect(pick("noble")).toBe("noble");
-    expect(pick("")).toBe(typeof libcrypto === "string" ? "noble" : "libcrypto");
-    if (typeof libcrypto !== "string") expect(pick("libcrypto")).toBe("libcrypto");
+    expect(pick("")).toBe("libsodium+libcrypto");
+    expect(pick("libcrypto")).toBe("libcrypto");
+    expect(pick(" LibSodium ")).toBe("libsodium");
     expect(pick("openssl")).toContain("WONTUN_AEAD must be");
   });
 
@@ -270,56 +277,77 @@ describe("data-path AEAD backends", () => {
     });
   }
 
-  test("libcrypto survives full garbage collections (buffers behind cached addresses stay alive)", () => {
-    if (typeof libcrypto === "string") return;
-    // Regression: an out-length box reachable only through its cached address was collected by a
-    // full GC, after which OpenSSL wrote into freed memory and the process crashed later.
-    const keyBytes = range(32, 77);
-    const k = libcrypto.createKey(keyBytes);
-    const buf = new Uint8Array(new ArrayBuffer(1500));
-    for (let round = 0; round < 5; round++) {
-      Bun.gc(true);
-      let junk: Uint8Array[] = [];
-      for (let i = 0; i < 2000; i++) junk.push(new Uint8Array(64 + (i % 200)));
-      junk = [];
-      for (let i = 0; i < 200; i++) {
-        buf.set(range(1400, i), 0);
-        libcrypto.seal(k, round * 1000 + i, buf, 0, 1400);
-        expect(libcrypto.open(k, round * 1000 + i, buf, 0, 1416)).toBe(true);
+  test("libsodium+libcrypto splits by payload size and agrees with both around the boundary", () => {
+    if (typeof bySize === "string" || typeof libsodium === "string" || typeof libcrypto === "string") return;
+    for (const len of [0, 1, LONG_PAYLOAD - 1, LONG_PAYLOAD, LONG_PAYLOAD + 1, 1420]) {
+      const keyBytes = range(32, len & 0xff);
+      const a = new Uint8Array(new ArrayBuffer(len + 16));
+      a.set(range(len, 3));
+      const k = bySize.createKey(keyBytes);
+      bySize.seal(k, 5, a, 0, len);
+      for (const single of [libsodium, libcrypto]) {
+        const copy = a.slice();
+        const sk = single.createKey(keyBytes);
+        expect(single.open(sk, 5, copy, 0, len + 16)).toBe(true);
+        single.seal(sk, 6, copy, 0, len);
+        expect(bySize.open(k, 6, copy, 0, len + 16)).toBe(true);
+        expect(toHex(copy.subarray(0, len))).toBe(toHex(range(len, 3)));
+        single.destroyKey(sk);
       }
-      expect(toHex(buf.subarray(0, 1400))).toBe(toHex(range(1400, 199)));
-      expect(junk.length).toBe(0);
+      bySize.destroyKey(k);
     }
-    libcrypto.destroyKey(k);
-    Bun.gc(true);
   });
 
-  test("libcrypto and noble produce identical bytes and open each other's output", () => {
-    if (typeof libcrypto === "string") return;
-    const rnd = prng(7);
-    for (let round = 0; round < 200; round++) {
-      const keyBytes = rnd(32);
-      const len = round < 10 ? round : (rnd(2)[0] | (rnd(1)[0] << 8)) % 1501;
-      const counter = round % 3 === 0 ? round : Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
-      const off = rnd(1)[0] % 8;
-      const a = new Uint8Array(new ArrayBuffer(off + len + 16 + 3));
-      a.set(rnd(len), off);
-      const b = a.slice();
-      const plain = a.slice();
-      const ka = libcrypto.createKey(keyBytes);
-      const kb = nobleBackend.createKey(keyBytes);
-      libcrypto.seal(ka, counter, a, off, len);
-      nobleBackend.seal(kb, counter, b, off, len);
-      expect(toHex(a)).toBe(toHex(b));
-      // each opens the other's output
-      expect(libcrypto.open(ka, counter, b, off, len + 16)).toBe(true);
-      expect(nobleBackend.open(kb, counter, a, off, len + 16)).toBe(true);
-      expect(toHex(a.subarray(off, off + len))).toBe(toHex(plain.subarray(off, off + len)));
-      expect(toHex(b.subarray(off, off + len))).toBe(toHex(plain.subarray(off, off + len)));
-      libcrypto.destroyKey(ka);
-      nobleBackend.destroyKey(kb);
-    }
-  });
+  for (const native of backends.filter((b) => b.name !== "noble")) {
+    test(`${native.name} survives full garbage collections (buffers behind cached addresses stay alive)`, () => {
+      // Regression: an out-length box reachable only through its cached address was collected by a
+      // full GC, after which OpenSSL wrote into freed memory and the process crashed later.
+      const keyBytes = range(32, 77);
+      const k = native.createKey(keyBytes);
+      const buf = new Uint8Array(new ArrayBuffer(1500));
+      for (let round = 0; round < 5; round++) {
+        Bun.gc(true);
+        let junk: Uint8Array[] = [];
+        for (let i = 0; i < 2000; i++) junk.push(new Uint8Array(64 + (i % 200)));
+        junk = [];
+        for (let i = 0; i < 200; i++) {
+          buf.set(range(1400, i), 0);
+          native.seal(k, round * 1000 + i, buf, 0, 1400);
+          expect(native.open(k, round * 1000 + i, buf, 0, 1416)).toBe(true);
+        }
+        expect(toHex(buf.subarray(0, 1400))).toBe(toHex(range(1400, 199)));
+        expect(junk.length).toBe(0);
+      }
+      native.destroyKey(k);
+      Bun.gc(true);
+    });
+
+    test(`${native.name} and noble produce identical bytes and open each other's output`, () => {
+      const rnd = prng(7);
+      for (let round = 0; round < 200; round++) {
+        const keyBytes = rnd(32);
+        const len = round < 10 ? round : (rnd(2)[0] | (rnd(1)[0] << 8)) % 1501;
+        const counter = round % 3 === 0 ? round : Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
+        const off = rnd(1)[0] % 8;
+        const a = new Uint8Array(new ArrayBuffer(off + len + 16 + 3));
+        a.set(rnd(len), off);
+        const b = a.slice();
+        const plain = a.slice();
+        const ka = native.createKey(keyBytes);
+        const kb = nobleBackend.createKey(keyBytes);
+        native.seal(ka, counter, a, off, len);
+        nobleBackend.seal(kb, counter, b, off, len);
+        expect(toHex(a)).toBe(toHex(b));
+        // each opens the other's output
+        expect(native.open(ka, counter, b, off, len + 16)).toBe(true);
+        expect(nobleBackend.open(kb, counter, a, off, len + 16)).toBe(true);
+        expect(toHex(a.subarray(off, off + len))).toBe(toHex(plain.subarray(off, off + len)));
+        expect(toHex(b.subarray(off, off + len))).toBe(toHex(plain.subarray(off, off + len)));
+        native.destroyKey(ka);
+        nobleBackend.destroyKey(kb);
+      }
+    });
+  }
 });
 
 describe("BLAKE2s", () => {
