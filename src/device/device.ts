@@ -4,9 +4,9 @@
 import { ptr } from "bun:ffi";
 import { lookup } from "node:dns/promises";
 import { libc, errno } from "../sys/libc.ts";
-import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, ENETUNREACH, EPERM, errnoName } from "../sys/errno.ts";
+import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, EIO, ENETUNREACH, EOPNOTSUPP, EPERM, errnoName } from "../sys/errno.ts";
 import { Epoll } from "../sys/epoll.ts";
-import { DatagramBatch } from "../sys/mmsg.ts";
+import { DatagramBatch, UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS } from "../sys/mmsg.ts";
 import { openTun, type TunDevice } from "../sys/tun.ts";
 import { openConnectedSocket, openUdpSocket, type UdpSocket } from "../sys/udp.ts";
 import {
@@ -26,15 +26,24 @@ import { parseIp, formatCidr } from "../net/ip.ts";
 import { Outcome, type ControlSink, type TunnelProtocol } from "../protocol/tunnel.ts";
 import { peerLabel, type Config } from "../config/model.ts";
 import type { Logger } from "../log.ts";
+import { TcpCoalescer } from "../net/offload/coalesce.ts";
+import { SEGMENT_NO_ROOM, segment } from "../net/offload/segment.ts";
+import { VNET_HDR_LEN, VnetHdr, writeZeroVnetHdr } from "../net/offload/virtio-net-hdr.ts";
 import { HeldPackets } from "./held-packets.ts";
+import { ALL_OFFLOADS, formatOffloads, type Offloads } from "./offloads.ts";
 import { PeerLink } from "./peer-link.ts";
 
 const TOKEN_TUN = 0;
 const TOKEN_LISTEN = 1;
 const TOKEN_PEER_BASE = 2;
 
-/** Datagrams per recvmmsg/sendmmsg. */
+/** Datagrams per recvmmsg, and per sendmmsg without TSO. */
 const BATCH = 32;
+/** Datagrams per sendmmsg with TSO: one super-packet of up to 64 KiB is cut into as many as
+ *  ceil(65535 / MSS) packets (48 at MTU 1420, 128 down to an MSS of 512). */
+const TSO_BATCH = 128;
+/** Largest read from a TUN with IFF_VNET_HDR: a 64 KiB super-packet and its header. */
+const TUN_READ_MAX = VNET_HDR_LEN + 65535;
 /** Batches one fd may take per loop round before the others get their turn. */
 const BATCHES_PER_ROUND = 8;
 /** Room before/after a packet for any protocol's header and trailer. */
@@ -50,6 +59,8 @@ export interface DeviceOptions {
   config: Config;
   protocol: TunnelProtocol;
   log: Logger;
+  /** Default: all of them. */
+  offloads?: Offloads;
 }
 
 /** Device-wide drop counters (protocol-level ones live in the protocol). */
@@ -59,6 +70,8 @@ export class DeviceCounters {
   notIp = 0;
   tunWriteErrors = 0;
   udpErrors = 0;
+  /** Super-packets from the TUN that could not be segmented (malformed, or too many segments). */
+  offloadErrors = 0;
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -76,8 +89,19 @@ export class Device implements ControlSink {
   private readonly epoll: Epoll;
   private readonly rx: DatagramBatch;
   private readonly tx: DatagramBatch;
-  private readonly txFd = new Int32Array(BATCH);
-  private readonly txPeer = new Int32Array(BATCH);
+  private readonly txCapacity: number;
+  private readonly txFd: Int32Array;
+  private readonly txPeer: Int32Array;
+  // TSO: where segment() puts each packet (inside tx slots, after the headroom) and its length.
+  private readonly txStarts: Int32Array;
+  private readonly txLengths: Int32Array;
+  private readonly offloads: Offloads;
+  private readonly vnetHdr = new VnetHdr();
+  private tunRead: Uint8Array | null = null;
+  private tunReadAddress = 0;
+  private readonly coalescer: TcpCoalescer | null;
+  /** UDP GSO in use (switched off for good if the kernel refuses it). */
+  private udpGso: boolean;
   private readonly replyName = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   private readonly slotSize: number;
   private readonly maxPacket: number;
@@ -97,8 +121,19 @@ export class Device implements ControlSink {
     this.protocol = options.protocol;
     this.maxPacket = options.config.interface.mtu;
     this.slotSize = HEADROOM + Math.max(this.maxPacket, 1500) + TAILROOM;
-    this.rx = new DatagramBatch(BATCH, this.slotSize);
-    this.tx = new DatagramBatch(BATCH, this.slotSize);
+    this.offloads = options.offloads ?? ALL_OFFLOADS;
+    this.txCapacity = this.offloads.tso ? TSO_BATCH : BATCH;
+    // Datagrams land after HEADROOM so a decapsulated packet has room for a vnet header.
+    this.rx = new DatagramBatch(BATCH, this.slotSize, HEADROOM);
+    this.tx = new DatagramBatch(this.txCapacity, this.slotSize);
+    this.txFd = new Int32Array(this.txCapacity);
+    this.txPeer = new Int32Array(this.txCapacity);
+    this.txStarts = new Int32Array(this.txCapacity);
+    this.txLengths = new Int32Array(this.txCapacity);
+    for (let i = 0; i < this.txCapacity; i++) this.txStarts[i] = this.tx.slotStart(i) + HEADROOM;
+    this.coalescer = this.offloads.gro ? new TcpCoalescer(BATCH) : null;
+    this.udpGso = this.offloads["udp-gso"];
+    this.coalescer?.reset();
     this.epoll = new Epoll(64);
     this.links = options.config.peers.map((p, i) => new PeerLink(i, peerLabel(p)));
     this.peerPending = new Uint8Array(this.links.length);
@@ -112,13 +147,19 @@ export class Device implements ControlSink {
   async start(): Promise<void> {
     const { config, log } = this;
     const iface = config.interface;
-    this.tun = openTun(this.options.interfaceName);
+    const { tso, gro } = this.offloads;
+    this.tun = openTun(this.options.interfaceName, { vnetHdr: tso || gro, tso });
+    if (this.tun.vnetHdr) {
+      this.tunRead = new Uint8Array(new ArrayBuffer(TUN_READ_MAX));
+      this.tunReadAddress = ptr(this.tunRead);
+    }
     const allowed = config.peers.flatMap((p) => p.allowedIps);
     const routes = routesFor(iface.addresses, allowed);
     configureInterface(this.tun.name, { mtu: iface.mtu, addresses: iface.addresses, routes });
     log.info(
       `interface ${this.tun.name} up: ${iface.addresses.map(formatCidr).join(", ")} mtu ${iface.mtu}` +
-        (routes.length ? `, routes ${routes.map(formatCidr).join(", ")}` : ""),
+        (routes.length ? `, routes ${routes.map(formatCidr).join(", ")}` : "") +
+        `; offloads ${formatOffloads(this.offloads)}`,
     );
     this.listen = openUdpSocket({ port: iface.listenPort, fwmark: iface.fwmark });
     log.info(`listening on UDP port ${this.listen.port}`);
@@ -220,6 +261,7 @@ export class Device implements ControlSink {
 
   /** TUN -> peers. Returns true once the TUN is drained (EAGAIN). */
   private drainTun(now: number): boolean {
+    if (this.tunRead !== null) return this.drainTunSegmenting(now);
     const tx = this.tx;
     const tunFd = this.tun!.fd;
     const readSize = this.slotSize - HEADROOM - TAILROOM;
@@ -237,6 +279,57 @@ export class Device implements ControlSink {
           break;
         }
         if (this.routeOutgoing(start, n, count, now)) count++;
+      }
+      this.flushTx(count);
+      if (drained) return true;
+    }
+    return false;
+  }
+
+  /**
+   * TUN with a vnet header -> peers: each read may be a TSO super-packet, cut into packets that
+   * go straight into tx slots (segment() also finishes partial checksums). A slot's datagram
+   * may sit in a later slot's bytes (a dropped packet leaves a hole), which sendmmsg's iovecs
+   * do not mind. Returns true once the TUN is drained.
+   */
+  private drainTunSegmenting(now: number): boolean {
+    const tunFd = this.tun!.fd;
+    const buf = this.tunRead!;
+    const hdr = this.vnetHdr;
+    const capacity = this.txCapacity;
+    const room = this.slotSize - HEADROOM - TAILROOM;
+    for (let round = 0; round < BATCHES_PER_ROUND; round++) {
+      let slots = 0; // slots whose bytes are in use
+      let count = 0; // datagrams ready to send
+      let drained = false;
+      while (slots < capacity) {
+        const n = libc.read(tunFd, this.tunReadAddress, TUN_READ_MAX);
+        if (n < 0) {
+          const code = errno();
+          if (code === EINTR) continue;
+          if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
+          drained = true;
+          break;
+        }
+        if (n <= VNET_HDR_LEN || !hdr.read(buf, 0)) {
+          this.counters.notIp++;
+          continue;
+        }
+        let made = segment(buf, VNET_HDR_LEN, n - VNET_HDR_LEN, hdr, this.tx.bytes, this.txStarts, this.txLengths, slots, capacity - slots, room);
+        if (made === SEGMENT_NO_ROOM && slots > 0) {
+          this.flushTx(count);
+          slots = 0;
+          count = 0;
+          made = segment(buf, VNET_HDR_LEN, n - VNET_HDR_LEN, hdr, this.tx.bytes, this.txStarts, this.txLengths, 0, capacity, room);
+        }
+        if (made < 0) {
+          this.counters.offloadErrors++;
+          continue;
+        }
+        for (let k = slots; k < slots + made; k++) {
+          if (this.routeOutgoing(this.txStarts[k], this.txLengths[k], count, now)) count++;
+        }
+        slots += made;
       }
       this.flushTx(count);
       if (drained) return true;
@@ -289,14 +382,68 @@ export class Device implements ControlSink {
       const fd = this.txFd[start];
       let end = start + 1;
       while (end < count && this.txFd[end] === fd) end++;
-      const sent = this.tx.send(fd, start, end - start);
-      if (sent < end - start) {
-        this.counters.udpErrors += end - start - sent;
-        const link = this.links[this.txPeer[start]];
-        if (link.socket !== null && link.socket.fd === fd) this.recoverSocket(link, this.tx.lastErrno);
-      }
+      const link = this.links[this.txPeer[start]];
+      const connected = link.socket !== null && link.socket.fd === fd;
+      if (this.udpGso && connected) this.sendRunSegmented(link, fd, start, end);
+      else this.sendRun(link, fd, start, end);
       start = end;
     }
+  }
+
+  /** Sends slots [start, end) on fd with one sendmmsg. */
+  private sendRun(link: PeerLink, fd: number, start: number, end: number): void {
+    if (start >= end) return;
+    const sent = this.tx.send(fd, start, end - start);
+    if (sent < end - start) {
+      this.counters.udpErrors += end - start - sent;
+      if (link.socket !== null && link.socket.fd === fd) this.recoverSocket(link, this.tx.lastErrno);
+    }
+  }
+
+  /**
+   * Slots [start, end) all go to one peer's connected socket: each run of equal-sized datagrams
+   * (the last of a run may be shorter, as a TSO super-packet's last segment is) leaves as one
+   * UDP GSO message; what does not form a run goes out in plain batches.
+   */
+  private sendRunSegmented(link: PeerLink, fd: number, start: number, end: number): void {
+    const lengths = this.tx.lengths;
+    let plain = start; // first slot not yet sent
+    let i = start;
+    while (i < end) {
+      const size = lengths[i];
+      let j = i + 1;
+      let total = size;
+      while (j < end && j - i < UDP_GSO_MAX_SEGMENTS && total + lengths[j] <= UDP_GSO_MAX_BYTES && lengths[j] <= size) {
+        total += lengths[j];
+        j++;
+        if (lengths[j - 1] < size) break; // a shorter datagram ends the run
+      }
+      if (j - i < 2) {
+        i++;
+        continue;
+      }
+      this.sendRun(link, fd, plain, i);
+      const code = this.tx.sendSegmented(fd, i, j - i, size);
+      if (code !== 0) this.segmentedSendFailed(link, fd, i, j, code);
+      i = j;
+      plain = j;
+    }
+    this.sendRun(link, fd, plain, end);
+  }
+
+  private segmentedSendFailed(link: PeerLink, fd: number, start: number, end: number, code: number): void {
+    if (code === EIO || code === EINVAL || code === EOPNOTSUPP) {
+      // Either this kernel, route or device cannot segment UDP, or the socket itself is broken
+      // (EINVAL also means our address went away): the same datagrams sent plainly tell which.
+      this.sendRun(link, fd, start, end);
+      if (this.tx.lastErrno === 0) {
+        this.udpGso = false;
+        this.log.warn(`UDP GSO refused (${errnoName(code)}); sending datagrams one by one from now on`);
+      }
+      return;
+    }
+    this.counters.udpErrors += end - start;
+    this.recoverSocket(link, code);
   }
 
   /** UDP -> TUN. Returns true once `fd` is drained. */
@@ -334,6 +481,8 @@ export class Device implements ControlSink {
         }
         if (link.held !== null && link.held.count > 0 && protocol.canSend(peer)) this.flushHeld(peer, now);
       }
+      // The batch's packets are still in rx: write what was coalesced before the next recv.
+      if (this.coalescer !== null) this.writeCoalesced();
       if (n < BATCH) return true;
     }
     return false;
@@ -352,13 +501,41 @@ export class Device implements ControlSink {
       if (this.log.traceOn) this.log.trace(`peer ${link.name}: packet from a source outside its AllowedIPs dropped`);
       return;
     }
-    const address = buf === this.rx.bytes ? this.rx.addressOf(offset) : ptr(buf, offset);
-    if (libc.write(this.tun!.fd, address, length) < 0) {
-      this.counters.tunWriteErrors++;
-      return;
-    }
     link.rxPackets++;
     link.rxBytes += length;
+    const coalescer = this.coalescer;
+    if (coalescer !== null) {
+      if (!coalescer.add(buf, offset, length)) {
+        this.writeCoalesced();
+        coalescer.add(buf, offset, length);
+      }
+      return;
+    }
+    if (this.tun!.vnetHdr) {
+      // A zero header: no offload asked, the checksums are complete.
+      offset -= VNET_HDR_LEN;
+      length += VNET_HDR_LEN;
+      writeZeroVnetHdr(buf, offset);
+    }
+    this.writeTun(buf, offset, length);
+  }
+
+  /** Writes the coalescer's outputs (each a vnet header and a packet) and starts a new batch. */
+  private writeCoalesced(): void {
+    const coalescer = this.coalescer!;
+    const outputs = coalescer.finish();
+    for (let i = 0; i < outputs; i++) {
+      this.writeTun(coalescer.outBuffer(i), coalescer.outOffset(i), coalescer.outLength(i));
+    }
+    coalescer.reset();
+  }
+
+  private writeTun(buf: Uint8Array, offset: number, length: number): void {
+    const address = buf === this.rx.bytes ? this.rx.addressOf(offset) : ptr(buf, offset);
+    if (libc.write(this.tun!.fd, address, length) < 0) {
+      const code = errno();
+      if (this.counters.tunWriteErrors++ === 0) this.log.warn(`write to TUN failed (${errnoName(code)}); counting further failures quietly`);
+    }
   }
 
   // ---- control path (handshakes, keepalives, held packets): rare, may allocate -------------

@@ -4,6 +4,7 @@ import { errno } from "./libc.ts";
 export const EPERM = 1;
 export const ENOENT = 2;
 export const EINTR = 4;
+export const EIO = 5;
 export const EBADF = 9;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
@@ -14,6 +15,7 @@ export const ENODEV = 19;
 export const EINVAL = 22;
 export const EMSGSIZE = 90;
 export const EPROTONOSUPPORT = 93;
+export const EOPNOTSUPP = 95;
 export const EAFNOSUPPORT = 97;
 export const EADDRINUSE = 98;
 export const EADDRNOTAVAIL = 99;
@@ -28,7 +30,7 @@ const NAMES: Record<number, string> = {
   [EINVAL]: "EINVAL", [EMSGSIZE]: "EMSGSIZE", [EPROTONOSUPPORT]: "EPROTONOSUPPORT",
   [EAFNOSUPPORT]: "EAFNOSUPPORT", [EADDRINUSE]: "EADDRINUSE", [EADDRNOTAVAIL]: "EADDRNOTAVAIL",
   [ENETDOWN]: "ENETDOWN", [ENETUNREACH]: "ENETUNREACH", [ECONNREFUSED]: "ECONNREFUSED",
-  [EHOSTUNREACH]: "EHOSTUNREACH",
+  [EHOSTUNREACH]: "EHOSTUNREACH", [EIO]: "EIO", [EOPNOTSUPP]: "EOPNOTSUPP",
 };
 
 const DESCRIPTIONS: Record<number, string> = {

@@ -14,6 +14,18 @@ const MMSGHDR_SIZE = 64;
 const IOVEC_SIZE = 16;
 const NAME_STRIDE = 32; // SOCKADDR_MAX rounded up
 const MSG_DONTWAIT = 0x40;
+// UDP GSO: a cmsg (SOL_UDP, UDP_SEGMENT, u16 segment size) on one message whose iovecs hold
+// several equal-sized datagrams (the last may be shorter) makes the kernel send them as one
+// buffer through its stack and split it as late as possible.
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+/** cmsghdr (len u64, level i32, type i32) + u16 data: CMSG_LEN(2) = 18, CMSG_SPACE(2) = 24. */
+const SEGMENT_CMSG_LEN = 18;
+const SEGMENT_CMSG_SPACE = 24;
+/** The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS). */
+export const UDP_GSO_MAX_SEGMENTS = 64;
+/** Largest UDP payload in one send. */
+export const UDP_GSO_MAX_BYTES = 65507;
 
 export class DatagramBatch {
   /** All slots' bytes; slot i starts at i * slotSize. */
@@ -32,9 +44,14 @@ export class DatagramBatch {
   private readonly namesPtr: number;
   private readonly headersPtr: number;
 
+  /**
+   * `recvHeadroom` bytes at the start of each slot stay free when receiving, so a packet found
+   * inside a datagram can be given a header in place (e.g. the TUN's virtio_net_hdr).
+   */
   constructor(
     readonly capacity: number,
     readonly slotSize: number,
+    readonly recvHeadroom = 0,
   ) {
     this.bytes = new Uint8Array(new ArrayBuffer(capacity * slotSize));
     this.view = new DataView(this.bytes.buffer);
@@ -49,6 +66,7 @@ export class DatagramBatch {
     this.namesPtr = ptr(this.names);
     this.headersPtr = ptr(this.headers);
     const iovPtr = ptr(iov);
+    this.iovPtr = iovPtr;
     this.keepAlive = iov;
     for (let i = 0; i < capacity; i++) {
       const h = i * MMSGHDR_SIZE;
@@ -63,6 +81,13 @@ export class DatagramBatch {
 
   // Holds the iovec array: the kernel reads it through a pointer only.
   private readonly keepAlive: Uint8Array;
+  // One extra mmsghdr and its cmsg for GSO sends, made on first use.
+  private gsoHeader: Uint8Array | null = null;
+  private gsoHeaderView: DataView | null = null;
+  private gsoControl: Uint8Array | null = null;
+  private gsoControlView: DataView | null = null;
+  private gsoHeaderPtr = 0;
+  private iovPtr = 0;
 
   slotStart(i: number): number {
     return i * this.slotSize;
@@ -79,17 +104,17 @@ export class DatagramBatch {
 
   /**
    * Receives up to `capacity` datagrams without blocking. Returns the count (0 when nothing
-   * was waiting); slot i then holds lengths[i] bytes at slotStart(i) and its source in names.
+   * was waiting); slot i then holds lengths[i] bytes at offsets[i] and its source in names.
    */
   recv(fd: number): number {
     const hv = this.headerView;
     for (let i = 0; i < this.capacity; i++) {
       const h = i * MMSGHDR_SIZE;
       // The iovec may have been pointed elsewhere by prepareSend: aim it at the slot again.
-      const base = this.bytesPtr + i * this.slotSize;
+      const base = this.bytesPtr + i * this.slotSize + this.recvHeadroom;
       this.iovecs.setUint32(i * IOVEC_SIZE, base >>> 0, true);
       this.iovecs.setUint32(i * IOVEC_SIZE + 4, Math.floor(base / 0x100000000), true);
-      this.iovecs.setUint32(i * IOVEC_SIZE + 8, this.slotSize, true);
+      this.iovecs.setUint32(i * IOVEC_SIZE + 8, this.slotSize - this.recvHeadroom, true);
       // setBigUint64 per slot would allocate; split the pointer into two 32-bit halves.
       const name = this.namesPtr + i * NAME_STRIDE;
       hv.setUint32(h, name >>> 0, true);
@@ -105,7 +130,7 @@ export class DatagramBatch {
       return -code;
     }
     for (let i = 0; i < n; i++) {
-      this.offsets[i] = i * this.slotSize;
+      this.offsets[i] = i * this.slotSize + this.recvHeadroom;
       this.lengths[i] = hv.getUint32(i * MMSGHDR_SIZE + 56, true);
     }
     return n;
@@ -162,5 +187,43 @@ export class DatagramBatch {
     }
     return sent;
   }
-}
 
+  /**
+   * Sends slots [start, start+count), already prepared by prepareSend without addresses (a
+   * connected socket), as ONE UDP GSO message of `segmentSize`-byte datagrams: every slot but
+   * the last must hold exactly segmentSize bytes, the last at most that, count at most
+   * UDP_GSO_MAX_SEGMENTS, the total at most UDP_GSO_MAX_BYTES. Returns 0 on success or the
+   * errno (EAGAIN: socket buffer full; EIO/EINVAL: the route or device cannot do GSO).
+   */
+  sendSegmented(fd: number, start: number, count: number, segmentSize: number): number {
+    if (this.gsoHeader === null) {
+      this.gsoHeader = new Uint8Array(new ArrayBuffer(MMSGHDR_SIZE));
+      this.gsoHeaderView = new DataView(this.gsoHeader.buffer);
+      this.gsoHeaderPtr = ptr(this.gsoHeader);
+      this.gsoControl = new Uint8Array(new ArrayBuffer(SEGMENT_CMSG_SPACE));
+      this.gsoControlView = new DataView(this.gsoControl.buffer);
+      const cv = this.gsoControlView;
+      cv.setUint32(0, SEGMENT_CMSG_LEN, true); // cmsg_len (u64; high half stays 0)
+      cv.setInt32(8, SOL_UDP, true);
+      cv.setInt32(12, UDP_SEGMENT, true);
+      const hv = this.gsoHeaderView;
+      const control = ptr(this.gsoControl);
+      hv.setUint32(32, control >>> 0, true);
+      hv.setUint32(36, Math.floor(control / 0x100000000), true);
+      hv.setUint32(40, SEGMENT_CMSG_SPACE, true);
+    }
+    this.gsoControlView!.setUint16(16, segmentSize, true);
+    const hv = this.gsoHeaderView!;
+    const iov = this.iovPtr + start * IOVEC_SIZE;
+    hv.setUint32(16, iov >>> 0, true);
+    hv.setUint32(20, Math.floor(iov / 0x100000000), true);
+    hv.setUint32(24, count, true);
+    hv.setUint32(48, 0, true);
+    for (;;) {
+      const n = libc.sendmmsg(fd, this.gsoHeaderPtr, 1, MSG_DONTWAIT);
+      if (n === 1) return 0;
+      const code = n < 0 ? errno() : EAGAIN;
+      if (code !== EINTR) return code;
+    }
+  }
+}

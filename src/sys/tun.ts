@@ -1,6 +1,9 @@
 // The TUN device: /dev/net/tun + TUNSETIFF gives a file descriptor that reads and writes whole
-// IP packets (IFF_NO_PI: no 4-byte packet-info header in front).
-import { ptr } from "bun:ffi";
+// IP packets (IFF_NO_PI: no 4-byte packet-info header in front). With IFF_VNET_HDR each packet
+// is preceded by a 10-byte struct virtio_net_hdr, which lets the kernel hand us TCP super-packets
+// of up to 64 KiB (TSO, enabled with TUNSETOFFLOAD) and take coalesced ones back (see
+// src/net/offload).
+import { ptr, type Pointer } from "bun:ffi";
 import { cstr, libc } from "./libc.ts";
 import { EBUSY, EINVAL, ENOENT, EPERM, EACCES, NEEDS_NET_ADMIN, fail } from "./errno.ts";
 import { setNonBlocking } from "./fd.ts";
@@ -10,12 +13,28 @@ const O_CLOEXEC = 0o2000000;
 const TUNSETIFF = 0x400454ca;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const TUNSETOFFLOAD = 0x400454d0;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
 export const IFNAMSIZ = 16;
 
 export interface TunDevice {
   readonly fd: number;
   /** The name the kernel gave the interface (may differ if a pattern like "wt%d" was asked). */
   readonly name: string;
+  /** Every read and write starts with a struct virtio_net_hdr. */
+  readonly vnetHdr: boolean;
+  /** The kernel may hand us TCP super-packets (TSO) with partial checksums. */
+  readonly tso: boolean;
+}
+
+export interface TunOptions {
+  /** IFF_VNET_HDR: needed for either offload. */
+  vnetHdr?: boolean;
+  /** TUNSETOFFLOAD with checksum offload and TSO for IPv4 and IPv6 (requires vnetHdr). */
+  tso?: boolean;
 }
 
 /** Interface names: 1-15 bytes, no '/', no whitespace, not "." or "..". */
@@ -32,7 +51,8 @@ export function validateInterfaceName(name: string): string | null {
  * Creates (or attaches to) TUN interface `name`, non-blocking. The interface lives as long as
  * the fd: closing it removes the interface with its addresses and routes.
  */
-export function openTun(name: string): TunDevice {
+export function openTun(name: string, options: TunOptions = {}): TunDevice {
+  const vnetHdr = options.vnetHdr === true || options.tso === true;
   const bad = validateInterfaceName(name);
   if (bad) throw new Error(bad);
   const fd = libc.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
@@ -46,7 +66,7 @@ export function openTun(name: string): TunDevice {
   // struct ifreq: char ifr_name[16]; short ifr_flags; padding to 40 bytes.
   const ifr = new Uint8Array(new ArrayBuffer(40));
   Buffer.from(ifr.buffer).write(name, 0, "utf8");
-  new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI, true);
+  new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0), true);
   if (libc.ioctl(fd, TUNSETIFF, ptr(ifr)) < 0) {
     try {
       fail(`TUNSETIFF ${name}`, {
@@ -59,8 +79,16 @@ export function openTun(name: string): TunDevice {
       libc.close(fd);
     }
   }
+  // TUNSETOFFLOAD takes the flags by value, in the pointer-sized argument.
+  if (options.tso && libc.ioctl(fd, TUNSETOFFLOAD, (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) as unknown as Pointer) < 0) {
+    try {
+      fail(`TUNSETOFFLOAD ${name}`);
+    } finally {
+      libc.close(fd);
+    }
+  }
   setNonBlocking(fd);
   const end = ifr.indexOf(0);
   const actual = new TextDecoder().decode(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end));
-  return { fd, name: actual };
+  return { fd, name: actual, vnetHdr, tso: options.tso === true };
 }

@@ -4,6 +4,7 @@ import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from "../../log.ts";
 import { Device } from "../../device/device.ts";
+import { ALL_OFFLOADS, OFFLOAD_NAMES, parseOffloads, type Offloads } from "../../device/offloads.ts";
 import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
 import { WireGuardProtocol } from "../../protocol/wireguard/protocol.ts";
 import type { TunnelProtocol } from "../../protocol/tunnel.ts";
@@ -32,6 +33,10 @@ export const upArgs = {
   fwmark: {
     type: "string",
     description: "Firewall mark for the tunnel's UDP sockets (overrides FwMark)",
+  },
+  offload: {
+    type: "string",
+    description: `Offloads: all (default), none, or a list of ${OFFLOAD_NAMES.join(",")} (env WONTUN_OFFLOAD)`,
   },
 } as const;
 
@@ -69,6 +74,17 @@ function createProtocol(config: Config, log: Logger): TunnelProtocol {
   return wontun;
 }
 
+/** --offload wins over WONTUN_OFFLOAD; neither means all. */
+function chooseOffloads(flag: string | undefined): Offloads {
+  const [source, text] = flag !== undefined ? ["--offload", flag] : ["WONTUN_OFFLOAD", process.env.WONTUN_OFFLOAD];
+  if (text === undefined) return ALL_OFFLOADS;
+  try {
+    return parseOffloads(text);
+  } catch (err) {
+    throw new UsageError(`${source}: ${(err as Error).message}`);
+  }
+}
+
 export const upCommand = defineCommand({
   meta: { name: "up", description: "Bring a tunnel up and run it in the foreground (Ctrl-C to stop)" },
   args: upArgs,
@@ -80,12 +96,13 @@ export const upCommand = defineCommand({
     if (badName) throw new UsageError(args.interface ? badName : `${badName}; pass --interface NAME`);
     const config = loadConfig(args.config, { wireguard: true });
     if (args.fwmark !== undefined) config.interface.fwmark = parseIntegerOption("fwmark", args.fwmark, 0, 0xffffffff);
+    const offloads = chooseOffloads(args.offload);
 
     const log = createLogger(level);
     log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
     for (const warning of config.warnings) log.warn(warning);
     const protocol = createProtocol(config, log);
-    const device = new Device({ interfaceName, config, protocol, log });
+    const device = new Device({ interfaceName, config, protocol, log, offloads });
 
     let signals = 0;
     const onSignal = (signal: string) => {
