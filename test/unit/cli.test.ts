@@ -50,6 +50,7 @@ describe("wontun CLI", () => {
     ["bad fwmark", ["up", GOOD, "--fwmark", "-3"], /--fwmark must be an integer/],
     ["bad interface name", ["up", GOOD, "--interface", "this-name-is-far-too-long"], /longer than 15 bytes/],
     ["--conf without a file", ["--conf"], /--conf needs a config file/],
+    ["unknown offload", ["up", GOOD, "--offload", "tso,warp"], /--offload: unknown offload "warp"/],
   ];
   for (const [what, args, message] of usageErrors) {
     test(`usage error exits 2: ${what}`, async () => {
@@ -59,6 +60,22 @@ describe("wontun CLI", () => {
       expect(r.stdout).toBe("");
     });
   }
+
+  test("a bad WONTUN_OFFLOAD is a usage error; --offload overrides it", async () => {
+    const run = (env: string, ...args: string[]) => {
+      const r = Bun.spawnSync([process.execPath, MAIN, "up", GOOD, ...args], { env: { ...process.env, WONTUN_OFFLOAD: env }, stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode, stderr: r.stderr.toString() };
+    };
+    const bad = run("fast");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/WONTUN_OFFLOAD: unknown offload "fast"/);
+    // With a valid --offload the bad variable is not consulted: the next check (the interface
+    // name) is what fails.
+    const overridden = run("fast", "--offload", "none", "--interface", "bad/name");
+    expect(overridden.code).toBe(2);
+    expect(overridden.stderr).not.toContain("WONTUN_OFFLOAD");
+    expect(overridden.stderr).toContain("may not contain");
+  });
 
   test("config errors exit 2 with file:line: key: reason on one line", async () => {
     const bad = dir.write("bad.conf", "[Interface]\nName=a\nAddress=10.1.0.1/24\nListenPort=99999\n");

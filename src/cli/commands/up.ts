@@ -91,12 +91,12 @@ export const upCommand = defineCommand({
   async run({ args, rawArgs }) {
     rejectUnknownOptions(rawArgs, upArgs);
     const level = parseLogLevel(args["log-level"]);
+    const offloads = chooseOffloads(args.offload);
     const interfaceName = args.interface ?? interfaceNameFromPath(args.config);
     const badName = validateInterfaceName(interfaceName);
     if (badName) throw new UsageError(args.interface ? badName : `${badName}; pass --interface NAME`);
     const config = loadConfig(args.config, { wireguard: true });
     if (args.fwmark !== undefined) config.interface.fwmark = parseIntegerOption("fwmark", args.fwmark, 0, 0xffffffff);
-    const offloads = chooseOffloads(args.offload);
 
     const log = createLogger(level);
     log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
