@@ -5,7 +5,7 @@
 // test, their idle CPU and peak RSS. Every figure is the median of --runs runs, with min–max.
 // Writes bench/results/<timestamp>.json, latest.json and latest.svg. Needs root. See bench/README.md.
 //
-//   bun bench/run.ts [--runs 3] [--seconds 5] [--only veth,wg-go,wontun-wg,wontun-plain]
+//   bun bench/run.ts [--runs 3] [--seconds 5] [--only veth,wg-go,wontun-wg,...]
 //                    [--idle 5] [--pings 50] [--quick] [--out DIR]
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -74,6 +74,10 @@ const COLORS: Record<Kind, string> = {
   "wg-go": "#1f77b4",
   "wontun-wg": "#d62728",
   "wontun-plain": "#ff9f1c",
+  "wontun-wg-none": "#f7b6b6",
+  "wontun-wg-tso": "#ee8383",
+  "wontun-wg-tso-gro": "#e35050",
+  "wontun-plain-none": "#ffd9a0",
 };
 
 // ---- options -------------------------------------------------------------------------------
@@ -222,7 +226,7 @@ async function measureKind(t: Tunnel, a: Host, server: IperfServer, runs: Runs):
   if (pids.length) push("rss_peak", Math.max(...pids.map((pid) => statusMiB(pid, "VmHWM"))));
 
   progress(
-    `  ${t.kind.padEnd(12)} tcp ${fmt(fwd.result.gbps)}/${fmt(rev.result.gbps)} Gbit/s, -P4 ${fmt(p4.gbps)}, ` +
+    `  ${t.kind.padEnd(18)} tcp ${fmt(fwd.result.gbps)}/${fmt(rev.result.gbps)} Gbit/s, -P4 ${fmt(p4.gbps)}, ` +
       `udp64 ${fmt(udp.receivedPps / 1000)} kpps (${fmt(udp.lossPercent)}% loss), ping ${fmt(ping.medianMs)}/${fmt(ping.p90Ms)} ms` +
       (pids.length ? `, cpu ${fmt(fwd.cpu[0])}%/${fmt(fwd.cpu[1])}%` : ""),
   );
@@ -332,6 +336,7 @@ const report = {
 // The table: per metric, one line per kind with median, spread and the two ratios.
 const lines: string[] = [];
 const has = (k: Kind) => config.kinds.includes(k);
+const labelWidth = Math.max(20, ...config.kinds.map((k) => KIND_LABELS[k].length + 1));
 lines.push(
   `wontun bench ${report.date}: ${config.runs} run(s) x ${config.seconds} s, median (min–max); ` +
     `ratios = value ÷ reference (${has("wg-go") ? "×wg-go" : ""}${has("wg-go") && has("veth") ? ", " : ""}${has("veth") ? "×veth" : ""})`,
@@ -342,7 +347,7 @@ for (const m of METRICS.filter((m) => m.shown)) {
     const s = results[kind][m.id];
     if (!s) continue;
     const spread = config.runs > 1 && m.id !== "rss_peak" ? `(${fmt(s.min)}–${fmt(s.max)})` : "";
-    const cols = [`  ${KIND_LABELS[kind].padEnd(20)}`, fmt(s.median).padStart(8), spread.padEnd(18)];
+    const cols = [`  ${KIND_LABELS[kind].padEnd(labelWidth)}`, fmt(s.median).padStart(8), spread.padEnd(18)];
     if (has("wg-go")) cols.push(`${fmt(ratio(kind, m.id, "wg-go"))}×wg-go`.padStart(13));
     if (has("veth") && !m.tunnelOnly) cols.push(`${fmt(ratio(kind, m.id, "veth"))}×veth`.padStart(12));
     lines.push(cols.join(" "));

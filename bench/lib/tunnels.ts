@@ -1,17 +1,31 @@
-// The four things the throughput bench compares, each set up between the lab's two hosts
-// (a = 192.0.2.2, the iperf3 client; b = 192.0.2.1, the iperf3 server) over one veth pair.
-// All four can be up at the same time: each has its own inner subnet, UDP port and interfaces.
+// What the throughput bench compares, each set up between the lab's two hosts (a = 192.0.2.2,
+// the iperf3 client; b = 192.0.2.1, the iperf3 server) over one veth pair: bare veth,
+// wireguard-go, and wontun variants. All can be up at the same time: each has its own inner
+// subnet, UDP port and interfaces.
 import { newKeys, startWireguardGo, wgGoInterface, wgQuickConfig } from "../../test/helpers/wireguard.ts";
 import { removeWgSocket, startWontunBench, waitFor, type BenchLab, type Host, type SpawnedProcess } from "./lab.ts";
 
-export const KINDS = ["veth", "wg-go", "wontun-wg", "wontun-plain"] as const;
+/**
+ * wontun variants: the two modes with every offload (the headline figures), and the ladder that
+ * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO).
+ */
+const WONTUN_VARIANTS = {
+  "wontun-wg": { mode: "wg", offload: "all", net: 30, label: "wontun (WireGuard)" },
+  "wontun-plain": { mode: "plain", offload: "all", net: 40, label: "wontun (plaintext)" },
+  "wontun-wg-none": { mode: "wg", offload: "none", net: 31, label: "wontun WG, no offloads" },
+  "wontun-wg-tso": { mode: "wg", offload: "tso", net: 32, label: "wontun WG, tso" },
+  "wontun-wg-tso-gro": { mode: "wg", offload: "tso,gro", net: 33, label: "wontun WG, tso+gro" },
+  "wontun-plain-none": { mode: "plain", offload: "none", net: 41, label: "wontun plain, no offloads" },
+} as const;
+type WontunKind = keyof typeof WONTUN_VARIANTS;
+
+export const KINDS = ["veth", "wg-go", ...(Object.keys(WONTUN_VARIANTS) as WontunKind[])] as const;
 export type Kind = (typeof KINDS)[number];
 
 export const KIND_LABELS: Record<Kind, string> = {
   veth: "bare veth",
   "wg-go": "wireguard-go",
-  "wontun-wg": "wontun (WireGuard)",
-  "wontun-plain": "wontun (plaintext)",
+  ...(Object.fromEntries(Object.entries(WONTUN_VARIANTS).map(([k, v]) => [k, v.label])) as Record<WontunKind, string>),
 };
 
 export const A_UNDERLAY = "192.0.2.2";
@@ -35,16 +49,9 @@ export async function setupHosts(env: BenchLab): Promise<{ a: Host; b: Host }> {
 }
 
 export async function startTunnel(kind: Kind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
-  switch (kind) {
-    case "veth":
-      return { kind, bAddress: B_UNDERLAY, procs: null, mtu: 1500 };
-    case "wg-go":
-      return startWgGo(env, a, b);
-    case "wontun-wg":
-      return startWontunWg(env, a, b);
-    case "wontun-plain":
-      return startWontunPlain(env, a, b);
-  }
+  if (kind === "veth") return { kind, bAddress: B_UNDERLAY, procs: null, mtu: 1500 };
+  if (kind === "wg-go") return startWgGo(env, a, b);
+  return startWontun(kind, env, a, b);
 }
 
 async function startWgGo(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
@@ -72,48 +79,52 @@ async function startWgGo(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
   return ready(a, { kind: "wg-go", bAddress: "10.20.0.1", procs: { a: pa, b: pb }, mtu: 1420 });
 }
 
-async function startWontunWg(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
-  const ka = newKeys();
-  const kb = newKeys();
-  const port = 51821;
-  const confB = env.dir.write("wtwg-b.conf", wgQuickConfig({
-    keys: kb,
-    addresses: ["10.30.0.1/24"],
-    listenPort: port,
-    peers: [{ publicKey: ka.publicKey, allowedIps: ["10.30.0.2/32"], endpoint: `${A_UNDERLAY}:${port}` }],
-  }));
-  const confA = env.dir.write("wtwg-a.conf", wgQuickConfig({
-    keys: ka,
-    addresses: ["10.30.0.2/24"],
-    listenPort: port,
-    peers: [{ publicKey: kb.publicKey, allowedIps: ["10.30.0.1/32"], endpoint: `${B_UNDERLAY}:${port}` }],
-  }));
-  const pb = (await startWontunBench(b, confB)).proc;
-  const pa = (await startWontunBench(a, confA)).proc;
-  return ready(a, { kind: "wontun-wg", bAddress: "10.30.0.1", procs: { a: pa, b: pb }, mtu: 1420 });
+async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
+  const v = WONTUN_VARIANTS[kind];
+  // Each variant has its own inner subnet 10.N.0.0/24, UDP port and interface names.
+  const inner = (host: 1 | 2) => `10.${v.net}.0.${host}`;
+  const port = v.mode === "wg" ? 51800 + v.net : 19900 + v.net;
+  const name = (side: string) => `wt${v.net}-${side}`;
+  let confA: string;
+  let confB: string;
+  if (v.mode === "wg") {
+    const ka = newKeys();
+    const kb = newKeys();
+    confB = wgQuickConfig({
+      keys: kb,
+      addresses: [`${inner(1)}/24`],
+      listenPort: port,
+      peers: [{ publicKey: ka.publicKey, allowedIps: [`${inner(2)}/32`], endpoint: `${A_UNDERLAY}:${port}` }],
+    });
+    confA = wgQuickConfig({
+      keys: ka,
+      addresses: [`${inner(2)}/24`],
+      listenPort: port,
+      peers: [{ publicKey: kb.publicKey, allowedIps: [`${inner(1)}/32`], endpoint: `${B_UNDERLAY}:${port}` }],
+    });
+  } else {
+    confB = plainConfig(name("b"), `${inner(1)}/24`, port, name("a"), A_UNDERLAY, inner(2));
+    confA = plainConfig(name("a"), `${inner(2)}/24`, port, name("b"), B_UNDERLAY, inner(1));
+  }
+  const args = ["--offload", v.offload];
+  const pb = (await startWontunBench(b, env.dir.write(`${name("b")}.conf`, confB), { args })).proc;
+  const pa = (await startWontunBench(a, env.dir.write(`${name("a")}.conf`, confA), { args })).proc;
+  return ready(a, { kind, bAddress: inner(1), procs: { a: pa, b: pb }, mtu: v.mode === "wg" ? 1420 : 1400 });
 }
 
-function plainConfig(self: string, address: string, peer: string, peerUnderlay: string, peerInner: string): string {
+function plainConfig(self: string, address: string, port: number, peer: string, peerUnderlay: string, peerInner: string): string {
   return [
     "[Interface]",
     `Name=${self}`,
     `Address=${address}`,
-    "ListenPort=19988",
+    `ListenPort=${port}`,
     "",
     "[Peer]",
     `Name=${peer}`,
-    `Endpoint=${peerUnderlay}:19988`,
+    `Endpoint=${peerUnderlay}:${port}`,
     `AllowedIPs=${peerInner}/32`,
     "",
   ].join("\n");
-}
-
-async function startWontunPlain(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
-  const confB = env.dir.write("wtpl-b.conf", plainConfig("bench-b", "10.40.0.1/24", "bench-a", A_UNDERLAY, "10.40.0.2"));
-  const confA = env.dir.write("wtpl-a.conf", plainConfig("bench-a", "10.40.0.2/24", "bench-b", B_UNDERLAY, "10.40.0.1"));
-  const pb = (await startWontunBench(b, confB)).proc;
-  const pa = (await startWontunBench(a, confA)).proc;
-  return ready(a, { kind: "wontun-plain", bAddress: "10.40.0.1", procs: { a: pa, b: pb }, mtu: 1400 });
 }
 
 /** Waits until a ping crosses the tunnel (the handshake is done). */
