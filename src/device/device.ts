@@ -39,6 +39,9 @@ const TOKEN_PEER_BASE = 2;
 
 /** Datagrams per recvmmsg, and per sendmmsg without TSO. */
 const BATCH = 32;
+/** Receive slots with UDP GRO: each is 64 KiB, as one may hold up to 64 glued datagrams. */
+const GRO_BATCH = 16;
+const GRO_SLOT = 65535;
 /** Datagrams per sendmmsg with TSO: one super-packet of up to 64 KiB is cut into as many as
  *  ceil(65535 / MSS) packets (48 at MTU 1420, 128 down to an MSS of 512). */
 const TSO_BATCH = 128;
@@ -121,17 +124,22 @@ export class Device implements ControlSink {
     this.protocol = options.protocol;
     this.maxPacket = options.config.interface.mtu;
     this.slotSize = HEADROOM + Math.max(this.maxPacket, 1500) + TAILROOM;
-    this.offloads = options.offloads ?? ALL_OFFLOADS;
+    const wanted = options.offloads ?? ALL_OFFLOADS;
+    // Splitting a GRO buffer leaves each packet only its protocol header as headroom.
+    const groFits = options.protocol.headroom >= VNET_HDR_LEN;
+    this.offloads = { ...wanted, "udp-gro": wanted["udp-gro"] && groFits };
     this.txCapacity = this.offloads.tso ? TSO_BATCH : BATCH;
     // Datagrams land after HEADROOM so a decapsulated packet has room for a vnet header.
-    this.rx = new DatagramBatch(BATCH, this.slotSize, HEADROOM);
+    this.rx = this.offloads["udp-gro"]
+      ? new DatagramBatch(GRO_BATCH, HEADROOM + GRO_SLOT, HEADROOM, true)
+      : new DatagramBatch(BATCH, this.slotSize, HEADROOM);
     this.tx = new DatagramBatch(this.txCapacity, this.slotSize);
     this.txFd = new Int32Array(this.txCapacity);
     this.txPeer = new Int32Array(this.txCapacity);
     this.txStarts = new Int32Array(this.txCapacity);
     this.txLengths = new Int32Array(this.txCapacity);
     for (let i = 0; i < this.txCapacity; i++) this.txStarts[i] = this.tx.slotStart(i) + HEADROOM;
-    this.coalescer = this.offloads.gro ? new TcpCoalescer(BATCH) : null;
+    this.coalescer = this.offloads.gro ? new TcpCoalescer(64) : null;
     this.udpGso = this.offloads["udp-gso"];
     this.coalescer?.reset();
     this.epoll = new Epoll(64);
@@ -159,9 +167,10 @@ export class Device implements ControlSink {
     log.info(
       `interface ${this.tun.name} up: ${iface.addresses.map(formatCidr).join(", ")} mtu ${iface.mtu}` +
         (routes.length ? `, routes ${routes.map(formatCidr).join(", ")}` : "") +
-        `; offloads ${formatOffloads(this.offloads)}`,
+        `; offloads ${formatOffloads(this.offloads)}` +
+        (this.offloads["udp-gro"] !== (this.options.offloads ?? ALL_OFFLOADS)["udp-gro"] ? " (udp-gro needs WireGuard mode)" : ""),
     );
-    this.listen = openUdpSocket({ port: iface.listenPort, fwmark: iface.fwmark });
+    this.listen = openUdpSocket({ port: iface.listenPort, fwmark: iface.fwmark, gro: this.offloads["udp-gro"] });
     log.info(`listening on UDP port ${this.listen.port}`);
     this.epoll.addReadable(this.tun.fd, TOKEN_TUN);
     this.epoll.addReadable(this.listen.fd, TOKEN_LISTEN);
@@ -449,8 +458,6 @@ export class Device implements ControlSink {
   /** UDP -> TUN. Returns true once `fd` is drained. */
   private drainUdp(fd: number, now: number): boolean {
     const rx = this.rx;
-    const protocol = this.protocol;
-    const result = protocol.result;
     for (let round = 0; round < BATCHES_PER_ROUND; round++) {
       const n = rx.recv(fd);
       if (n < 0) {
@@ -460,32 +467,50 @@ export class Device implements ControlSink {
       }
       for (let i = 0; i < n; i++) {
         const nameAt = rx.nameOffset(i);
-        const outcome = protocol.receive(rx.bytes, rx.offsets[i], rx.lengths[i], rx.names, nameAt, now, this);
-        if (outcome === Outcome.Drop) {
-          if (this.log.traceOn) this.log.trace(`dropped datagram of ${rx.lengths[i]} bytes`);
+        const offset = rx.offsets[i];
+        const length = rx.lengths[i];
+        const size = rx.segmentSizes[i];
+        if (size === 0) {
+          this.receiveDatagram(fd, offset, length, nameAt, now);
           continue;
         }
-        if (outcome === Outcome.ReplyToSource) {
-          this.replyToSource(fd, nameAt, result.buffer, result.offset, result.length);
-          continue;
+        // UDP GRO: datagrams of `size` bytes back to back, the last one possibly shorter.
+        for (let at = 0; at < length; at += size) {
+          this.receiveDatagram(fd, offset + at, Math.min(size, length - at), nameAt, now);
         }
-        const peer = result.peer;
-        const link = this.links[peer];
-        if (link.endpoint === null || !sockaddrMatches(rx.names, nameAt, link.endpoint)) {
-          this.learnEndpoint(peer, nameAt, now);
-        }
-        if (outcome === Outcome.Deliver) {
-          this.deliver(peer, link, result.buffer, result.offset, result.length);
-        } else if (outcome === Outcome.Reply) {
-          this.sendControl(peer, result.buffer, result.offset, result.length);
-        }
-        if (link.held !== null && link.held.count > 0 && protocol.canSend(peer)) this.flushHeld(peer, now);
       }
       // The batch's packets are still in rx: write what was coalesced before the next recv.
       if (this.coalescer !== null) this.writeCoalesced();
-      if (n < BATCH) return true;
+      if (n < rx.capacity) return true;
     }
     return false;
+  }
+
+  /** One datagram from rx.bytes[offset, offset+length), from the sockaddr at rx.names[nameAt]. */
+  private receiveDatagram(fd: number, offset: number, length: number, nameAt: number, now: number): void {
+    const rx = this.rx;
+    const protocol = this.protocol;
+    const result = protocol.result;
+    const outcome = protocol.receive(rx.bytes, offset, length, rx.names, nameAt, now, this);
+    if (outcome === Outcome.Drop) {
+      if (this.log.traceOn) this.log.trace(`dropped datagram of ${length} bytes`);
+      return;
+    }
+    if (outcome === Outcome.ReplyToSource) {
+      this.replyToSource(fd, nameAt, result.buffer, result.offset, result.length);
+      return;
+    }
+    const peer = result.peer;
+    const link = this.links[peer];
+    if (link.endpoint === null || !sockaddrMatches(rx.names, nameAt, link.endpoint)) {
+      this.learnEndpoint(peer, nameAt, now);
+    }
+    if (outcome === Outcome.Deliver) {
+      this.deliver(peer, link, result.buffer, result.offset, result.length);
+    } else if (outcome === Outcome.Reply) {
+      this.sendControl(peer, result.buffer, result.offset, result.length);
+    }
+    if (link.held !== null && link.held.count > 0 && protocol.canSend(peer)) this.flushHeld(peer, now);
   }
 
   /** Writes a decapsulated packet to the TUN if its source is one the peer may use. */
@@ -630,7 +655,11 @@ export class Device implements ControlSink {
     link.sockaddrLength = encodeSockaddr(endpoint, listen.family, link.sockaddr);
     this.closePeerSocket(link);
     try {
-      link.socket = openConnectedSocket(listen, endpoint, { port: listen.port, fwmark: this.config.interface.fwmark });
+      link.socket = openConnectedSocket(listen, endpoint, {
+        port: listen.port,
+        fwmark: this.config.interface.fwmark,
+        gro: this.offloads["udp-gro"],
+      });
       this.epoll.addReadable(link.socket.fd, TOKEN_PEER_BASE + peer);
     } catch (err) {
       // The listening socket still reaches the peer; the connected one is an optimisation.

@@ -7,13 +7,16 @@
 //        written to the TUN at once (src/net/offload/coalesce.ts)
 //   udp-gso  runs of equal-sized datagrams to one peer leave in one sendmmsg message with
 //        UDP_SEGMENT: one trip through the kernel's UDP/IP stack instead of one per datagram
+//   udp-gro  UDP_GRO on the sockets: the kernel may deliver a run of datagrams from one sender
+//        as one buffer, which we split; WireGuard mode only (the plaintext protocol's 5-byte
+//        header leaves too little room to give each packet its vnet header in place)
 
-export const OFFLOAD_NAMES = ["tso", "gro", "udp-gso"] as const;
+export const OFFLOAD_NAMES = ["tso", "gro", "udp-gso", "udp-gro"] as const;
 export type OffloadName = (typeof OFFLOAD_NAMES)[number];
 export type Offloads = Readonly<Record<OffloadName, boolean>>;
 
-export const ALL_OFFLOADS: Offloads = { tso: true, gro: true, "udp-gso": true };
-export const NO_OFFLOADS: Offloads = { tso: false, gro: false, "udp-gso": false };
+export const ALL_OFFLOADS: Offloads = { tso: true, gro: true, "udp-gso": true, "udp-gro": true };
+export const NO_OFFLOADS: Offloads = { tso: false, gro: false, "udp-gso": false, "udp-gro": false };
 
 /** Parses an offload list; throws an Error saying what is wrong. */
 export function parseOffloads(text: string): Offloads {

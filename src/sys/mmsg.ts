@@ -22,6 +22,9 @@ const UDP_SEGMENT = 103;
 /** cmsghdr (len u64, level i32, type i32) + u16 data: CMSG_LEN(2) = 18, CMSG_SPACE(2) = 24. */
 const SEGMENT_CMSG_LEN = 18;
 const SEGMENT_CMSG_SPACE = 24;
+const UDP_GRO = 104;
+/** cmsghdr + int, CMSG_SPACE(4): room for the UDP_GRO segment size on receive. */
+const GRO_CONTROL_SPACE = 24;
 /** The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS). */
 export const UDP_GSO_MAX_SEGMENTS = 64;
 /** Largest UDP payload in one send. */
@@ -36,6 +39,11 @@ export class DatagramBatch {
   /** Per-slot payload start and length, as set for sending or filled by recv. */
   readonly offsets: Int32Array;
   readonly lengths: Int32Array;
+  /**
+   * With `gro`: per received slot, the size of the datagrams the kernel glued together in it
+   * (UDP_GRO), or 0 when the slot holds one datagram. lengths[i] is then the total.
+   */
+  readonly segmentSizes: Int32Array;
 
   private readonly headers: Uint8Array;
   private readonly headerView: DataView;
@@ -52,12 +60,19 @@ export class DatagramBatch {
     readonly capacity: number,
     readonly slotSize: number,
     readonly recvHeadroom = 0,
+    readonly gro = false,
   ) {
     this.bytes = new Uint8Array(new ArrayBuffer(capacity * slotSize));
     this.view = new DataView(this.bytes.buffer);
     this.names = new Uint8Array(new ArrayBuffer(capacity * NAME_STRIDE));
     this.offsets = new Int32Array(capacity);
     this.lengths = new Int32Array(capacity);
+    this.segmentSizes = new Int32Array(capacity);
+    if (gro) {
+      this.control = new Uint8Array(new ArrayBuffer(capacity * GRO_CONTROL_SPACE));
+      this.controlView = new DataView(this.control.buffer);
+      this.controlPtr = ptr(this.control);
+    }
     this.headers = new Uint8Array(new ArrayBuffer(capacity * MMSGHDR_SIZE));
     this.headerView = new DataView(this.headers.buffer);
     const iov = new Uint8Array(new ArrayBuffer(capacity * IOVEC_SIZE));
@@ -87,6 +102,10 @@ export class DatagramBatch {
   private gsoControl: Uint8Array | null = null;
   private gsoControlView: DataView | null = null;
   private gsoHeaderPtr = 0;
+  // Receive-side control messages (UDP_GRO), one GRO_CONTROL_SPACE area per slot.
+  private control: Uint8Array | null = null;
+  private controlView: DataView | null = null;
+  private controlPtr = 0;
   private iovPtr = 0;
 
   slotStart(i: number): number {
@@ -121,6 +140,12 @@ export class DatagramBatch {
       hv.setUint32(h + 4, Math.floor(name / 0x100000000), true);
       hv.setUint32(h + 8, SOCKADDR_MAX, true);
       hv.setUint32(h + 48, 0, true);
+      if (this.control !== null) {
+        const control = this.controlPtr + i * GRO_CONTROL_SPACE;
+        hv.setUint32(h + 32, control >>> 0, true);
+        hv.setUint32(h + 36, Math.floor(control / 0x100000000), true);
+        hv.setUint32(h + 40, GRO_CONTROL_SPACE, true);
+      }
     }
     const n = libc.recvmmsg(fd, this.headersPtr, this.capacity, MSG_DONTWAIT, 0);
     if (n < 0) {
@@ -132,8 +157,21 @@ export class DatagramBatch {
     for (let i = 0; i < n; i++) {
       this.offsets[i] = i * this.slotSize + this.recvHeadroom;
       this.lengths[i] = hv.getUint32(i * MMSGHDR_SIZE + 56, true);
+      this.segmentSizes[i] = this.control === null ? 0 : this.groSegmentSize(i);
     }
     return n;
+  }
+
+  /** The UDP_GRO segment size in slot i's control data after recv, or 0 if there is none. */
+  private groSegmentSize(i: number): number {
+    const cv = this.controlView!;
+    const controlLength = this.headerView.getUint32(i * MMSGHDR_SIZE + 40, true);
+    const at = i * GRO_CONTROL_SPACE;
+    // One cmsg at most fits: cmsg_len (u64), level, type, then the int.
+    if (controlLength < 20 || cv.getUint32(at, true) < 20) return 0;
+    if (cv.getInt32(at + 8, true) !== SOL_UDP || cv.getInt32(at + 12, true) !== UDP_GRO) return 0;
+    const size = cv.getInt32(at + 16, true);
+    return size > 0 && size < this.lengths[i] ? size : 0;
   }
 
   /**

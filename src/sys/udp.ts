@@ -32,6 +32,8 @@ export interface UdpSocketOptions {
   fwmark?: number;
   /** SO_RCVBUF/SO_SNDBUF in bytes. */
   bufferBytes?: number;
+  /** UDP_GRO: the kernel may hand over runs of datagrams as one buffer (see DatagramBatch). */
+  gro?: boolean;
 }
 
 export interface UdpSocket {
@@ -40,6 +42,9 @@ export interface UdpSocket {
   readonly family: number;
   readonly port: number;
 }
+
+const SOL_UDP = 17;
+const UDP_GRO = 104;
 
 const intBox = new Int32Array(new ArrayBuffer(4));
 const lenBox = new Uint32Array(new ArrayBuffer(4));
@@ -59,6 +64,8 @@ function createSocket(family: number, opts: UdpSocketOptions): number {
     libc.close(fd);
     fail("setsockopt(SO_MARK)", { [EPERM]: NEEDS_NET_ADMIN });
   }
+  // Best effort: a kernel without UDP_GRO just delivers datagrams one by one.
+  if (opts.gro) setIntOption(fd, SOL_UDP, UDP_GRO, 1);
   const size = opts.bufferBytes ?? DEFAULT_SOCKET_BUFFER;
   // The FORCE variants pass rmem_max/wmem_max with CAP_NET_ADMIN; fall back to the capped ones.
   if (!setIntOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, size)) setIntOption(fd, SOL_SOCKET, SO_RCVBUF, size);

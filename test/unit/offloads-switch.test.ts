@@ -8,18 +8,18 @@ describe("offload switches", () => {
     expect(parseOffloads(" ALL ")).toEqual(ALL_OFFLOADS);
     expect(parseOffloads("none")).toEqual(NO_OFFLOADS);
     expect(parseOffloads("")).toEqual(NO_OFFLOADS);
-    expect(parseOffloads("tso")).toEqual({ tso: true, gro: false, "udp-gso": false });
-    expect(parseOffloads("gro, udp-gso")).toEqual({ tso: false, gro: true, "udp-gso": true });
-    expect(parseOffloads("tso,gro,udp-gso")).toEqual(ALL_OFFLOADS);
+    expect(parseOffloads("tso")).toEqual({ tso: true, gro: false, "udp-gso": false, "udp-gro": false });
+    expect(parseOffloads("gro, udp-gso")).toEqual({ tso: false, gro: true, "udp-gso": true, "udp-gro": false });
+    expect(parseOffloads("tso,gro,udp-gso,udp-gro")).toEqual(ALL_OFFLOADS);
   });
 
   test("unknown names are refused with the list of valid ones", () => {
-    expect(() => parseOffloads("tso,gso")).toThrow(/unknown offload "gso".*tso, gro, udp-gso/);
+    expect(() => parseOffloads("tso,gso")).toThrow(/unknown offload "gso".*tso, gro, udp-gso, udp-gro/);
     expect(() => parseOffloads("tso,,gro")).toThrow(/unknown offload ""/);
   });
 
   test("formatting names what is on", () => {
-    expect(formatOffloads(ALL_OFFLOADS)).toBe("tso,gro,udp-gso");
+    expect(formatOffloads(ALL_OFFLOADS)).toBe("tso,gro,udp-gso,udp-gro");
     expect(formatOffloads(NO_OFFLOADS)).toBe("none");
     expect(formatOffloads(parseOffloads("gro"))).toBe("gro");
   });
