@@ -114,10 +114,13 @@ describe.skipIf(!canRunIntegration || !hasWireguardGo)("WireGuard mode against w
     expect(shown.stdout).toContain("192.0.2.9:51820");
   });
 
-  test("50% datagram loss both ways: the handshake completes by retrying", async () => {
+  // A handshake needs its initiation and its response through: at 40% loss each way one attempt
+  // (every 5 s + jitter) succeeds with p = 0.36, so 16 attempts in 80 s all fail with p < 0.1%.
+  // (At 50% that was ~1%: seen once in CI-like runs, with nothing wrong.)
+  test("40% datagram loss both ways: the handshake completes by retrying", async () => {
     const s = await wontunAndGo({ initiator: "wontun", family: 4, psk: false });
-    await netem(s.wontunHost, s.wontunIf, "loss 50%");
-    await netem(s.goHost, s.goIf, "loss 50%");
+    await netem(s.wontunHost, s.wontunIf, "loss 40%");
+    await netem(s.goHost, s.goIf, "loss 40%");
     await waitForPing(s.wontunHost, "10.30.0.2", 80_000);
   }, 100_000);
 });
