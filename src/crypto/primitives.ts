@@ -65,13 +65,22 @@ function plain(b: Buffer): Uint8Array {
 
 // Bun.CryptoHasher.digest(out) insists on room for its largest digest (64 bytes).
 const digestScratch = new Uint8Array(64);
+// One hasher for every hash: digest() resets it for the next use. A new one per call would leave
+// a native hashing context per call for the garbage collector, which does not see their size: a
+// burst of handshakes (dozens of hashes each) then grew the process by megabytes.
+let sharedHasher: Bun.CryptoHasher | null = null;
 
 /** BLAKE2s-256 of the concatenation of parts. */
 export function hash(...parts: Uint8Array[]): Uint8Array {
   switch (implementations.hash) {
     case "Bun.CryptoHasher": {
-      const h = new Bun.CryptoHasher("blake2s256");
-      for (const p of parts) h.update(p);
+      const h = (sharedHasher ??= new Bun.CryptoHasher("blake2s256"));
+      try {
+        for (const p of parts) h.update(p);
+      } catch (err) {
+        sharedHasher = null; // holds part of this input: never reuse it
+        throw err;
+      }
       h.digest(digestScratch);
       const out = digestScratch.slice(0, HASH_SIZE);
       digestScratch.fill(0, 0, HASH_SIZE);
