@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import vector from "../fixtures/cacophony-ikpsk2.json";
 import { IKInitiator, IKResponder } from "../../src/protocol/wireguard/noise.ts";
 import { publicKeyOf } from "../../src/crypto/keys.ts";
-import { aeadOpenOnce, aeadSealOnce } from "../../src/crypto/primitives.ts";
+import { aeadOpenOnce, aeadSealOnce, x25519 } from "../../src/crypto/primitives.ts";
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -66,5 +66,32 @@ describe("Noise IKpsk2: cacophony vector", () => {
     const msg2 = responder.writeMessage2(pair(vector.resp_ephemeral), new Uint8Array(32), hex(vector.messages[1].payload))!;
     // Wrong psk on the responder: the initiator must reject message 2.
     expect(initiator.readMessage2(msg2)).toBeNull();
+  });
+});
+
+describe("Noise IKpsk2: the static-static DH supplied by the caller", () => {
+  const pair = () => {
+    const privateKey = crypto.getRandomValues(new Uint8Array(32));
+    return { privateKey, publicKey: publicKeyOf(privateKey) };
+  };
+  const i = pair();
+  const r = pair();
+  const e = pair();
+  const psk = new Uint8Array(32);
+  const payload = new Uint8Array([1, 2, 3]);
+
+  test("a precomputed DH(s, rs) gives the initiator the same message as computing it", () => {
+    const plain = new IKInitiator("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s", new Uint8Array(0), i, r.publicKey, psk, e);
+    const cached = new IKInitiator("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s", new Uint8Array(0), i, r.publicKey, psk, e, x25519(i.privateKey, r.publicKey));
+    expect(Buffer.from(cached.writeMessage1(payload)!).toString("hex")).toBe(Buffer.from(plain.writeMessage1(payload)!).toString("hex"));
+  });
+
+  test("the responder refuses an initiator its callback does not know, naming the claimed key", () => {
+    const msg = new IKInitiator("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s", new Uint8Array(0), i, r.publicKey, psk, e).writeMessage1(payload)!;
+    const refusing = new IKResponder("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s", new Uint8Array(0), r, () => null);
+    expect(refusing.readMessage1(msg)).toBeNull();
+    expect(Buffer.from(refusing.rs!).toString("hex")).toBe(Buffer.from(i.publicKey).toString("hex"));
+    const knowing = new IKResponder("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s", new Uint8Array(0), r, (rs) => x25519(r.privateKey, rs));
+    expect(Array.from(knowing.readMessage1(msg)!)).toEqual([1, 2, 3]);
   });
 });

@@ -104,6 +104,8 @@ export class IKInitiator {
     private readonly rs: Uint8Array,
     private readonly psk: Uint8Array,
     readonly e: StaticKeyPair,
+    /** DH(s, rs) if already known (it never changes for a pair of static keys). */
+    private readonly precomputedSs: Uint8Array | null = null,
   ) {
     this.state = new SymmetricState(protocolName);
     this.state.mixHash(prologue);
@@ -119,7 +121,7 @@ export class IKInitiator {
     if (!es) return null;
     st.mixKey(es);
     const encStatic = st.encryptAndHash(this.s.publicKey);
-    const ss = dh(this.s.privateKey, this.rs);
+    const ss = this.precomputedSs ?? dh(this.s.privateKey, this.rs);
     if (!ss) return null;
     st.mixKey(ss);
     const encPayload = st.encryptAndHash(payload);
@@ -148,10 +150,19 @@ export class IKInitiator {
   }
 }
 
+/**
+ * DH(s, rs) for an initiator's static key, or null to refuse the handshake (e.g. an unknown key,
+ * so no DH is spent on it). The default computes it; callers cache it per peer.
+ */
+export type StaticStatic = (rs: Uint8Array) => Uint8Array | null;
+
 /** Responder side. The psk is chosen after message 1 reveals who the initiator is. */
 export class IKResponder {
   readonly state: SymmetricState;
-  /** The initiator's static public key, known after readMessage1. */
+  /**
+   * The initiator's static public key, once decrypted from message 1. Only authenticated if
+   * readMessage1 returned a payload; set even when the static-static step refused it.
+   */
   rs: Uint8Array | null = null;
   private re: Uint8Array | null = null;
 
@@ -159,6 +170,7 @@ export class IKResponder {
     protocolName: string,
     prologue: Uint8Array,
     private readonly s: StaticKeyPair,
+    private readonly staticStatic: StaticStatic = (rs) => dh(s.privateKey, rs),
   ) {
     this.state = new SymmetricState(protocolName);
     this.state.mixHash(prologue);
@@ -181,13 +193,13 @@ export class IKResponder {
     st.mixKey(es);
     const rs = st.decryptAndHash(message.subarray(KEY_SIZE, KEY_SIZE + encStaticLength));
     if (!rs) return null;
-    const ss = dh(this.s.privateKey, rs);
+    this.rs = rs;
+    const ss = this.staticStatic(rs);
     if (!ss) return null;
     st.mixKey(ss);
     const payload = st.decryptAndHash(message.subarray(KEY_SIZE + encStaticLength));
     if (!payload) return null;
     this.re = re;
-    this.rs = rs;
     return payload;
   }
 

@@ -31,6 +31,8 @@ export class WgPeer {
   /** Responder's new keypair, until the initiator's first packet confirms it. */
   next: Keypair | null = null;
   pending: PendingHandshake | null = null;
+  /** DH(our static, this peer's static): undefined until first needed, null if degenerate. */
+  staticStatic: Uint8Array | null | undefined = undefined;
 
   /** Greatest TAI64N timestamp seen in an initiation from this peer (replay protection). */
   lastTimestamp: Uint8Array | null = null;

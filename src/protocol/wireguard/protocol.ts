@@ -3,7 +3,7 @@
 // the timers, all driven by datagrams, outgoing packets and the clock handed in by the device.
 import type { AeadBackend } from "../../crypto/aead.ts";
 import { publicKeyOf } from "../../crypto/keys.ts";
-import { randomBytes } from "../../crypto/primitives.ts";
+import { randomBytes, x25519 } from "../../crypto/primitives.ts";
 import { ipTotalLength, ipVersion } from "../../net/ip-packet.ts";
 import { Outcome, ProtocolResult, type ControlSink, type TunnelProtocol } from "../tunnel.ts";
 import {
@@ -149,6 +149,22 @@ export class WireGuardProtocol implements TunnelProtocol {
     return this.identity.publicKey;
   }
 
+  /**
+   * DH(our static, the peer's static), computed on first use and kept (wireguard-go keeps it
+   * too): one X25519 fewer per handshake. Null if the peer's key is of low order (the handshake
+   * is then refused, as without the cache).
+   */
+  private staticStatic(peer: WgPeer): Uint8Array | null {
+    if (peer.staticStatic === undefined) peer.staticStatic = x25519(this.identity.privateKey, peer.publicKey);
+    return peer.staticStatic;
+  }
+
+  /** For the responder: the cached DH of a configured initiator; null for any other key. */
+  private readonly staticStaticOf = (rs: Uint8Array): Uint8Array | null => {
+    const peer = this.peerByKey.get(keyId(rs));
+    return peer ? this.staticStatic(peer) : null;
+  };
+
   // ---- datagrams in ------------------------------------------------------------------------
 
   receive(
@@ -250,15 +266,15 @@ export class WireGuardProtocol implements TunnelProtocol {
   }
 
   private receiveInitiation(buf: Uint8Array, offset: number, now: number): Outcome {
-    const responder = new IKResponder(CONSTRUCTION, IDENTIFIER, this.identity);
+    const responder = new IKResponder(CONSTRUCTION, IDENTIFIER, this.identity, this.staticStaticOf);
     const timestamp = responder.readMessage1(buf.subarray(offset + INITIATION_NOISE, offset + INITIATION_NOISE + INITIATION_NOISE_SIZE));
-    if (!timestamp || !responder.rs) {
-      this.counters.handshakeFailed++;
+    const peer = responder.rs ? this.peerByKey.get(keyId(responder.rs)) : undefined;
+    if (responder.rs && !peer) {
+      this.counters.unknownPeer++;
       return Outcome.Drop;
     }
-    const peer = this.peerByKey.get(keyId(responder.rs));
-    if (!peer) {
-      this.counters.unknownPeer++;
+    if (!timestamp || !peer) {
+      this.counters.handshakeFailed++;
       return Outcome.Drop;
     }
     if (peer.lastTimestamp && compareTai64n(timestamp, peer.lastTimestamp) <= 0) {
@@ -462,7 +478,15 @@ export class WireGuardProtocol implements TunnelProtocol {
     if (now - peer.lastHandshakeSentAt < REKEY_TIMEOUT) return;
     this.dropPending(peer);
     const localIndex = this.newIndex();
-    const noise = new IKInitiator(CONSTRUCTION, IDENTIFIER, this.identity, peer.publicKey, peer.presharedKey, this.ephemeral());
+    const noise = new IKInitiator(
+      CONSTRUCTION,
+      IDENTIFIER,
+      this.identity,
+      peer.publicKey,
+      peer.presharedKey,
+      this.ephemeral(),
+      this.staticStatic(peer),
+    );
     const body = noise.writeMessage1(tai64n(this.wallClock()));
     if (!body) return; // degenerate peer key: nothing we can do
     const pending = new PendingHandshake(peer, localIndex, noise);
