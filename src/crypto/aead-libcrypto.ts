@@ -16,6 +16,7 @@ import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
 import type { AeadBackend, AeadKey, KeyUse } from "./aead.ts";
 import { checkAeadArgs } from "./aead-args.ts";
 import { crossCheckAgainstNoble } from "./aead-selftest.ts";
+import { isLittleEndian, openFirst } from "./native-library.ts";
 
 const TAG = 16;
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
@@ -167,20 +168,9 @@ let loaded: AeadBackend | string | undefined;
 /** The libcrypto backend, or why it is unavailable (library missing, symbol missing, self-test). */
 export function loadLibcryptoBackend(): AeadBackend | string {
   if (loaded !== undefined) return loaded;
-  if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
-    return (loaded = "libcrypto AEAD backend assumes a little-endian host");
-  }
-  let lib: Lib | undefined;
-  const errors: string[] = [];
-  for (const name of ["libcrypto.so.3", "libcrypto.so"]) {
-    try {
-      lib = open(name);
-      break;
-    } catch (e) {
-      errors.push(`${name}: ${(e as Error).message}`);
-    }
-  }
-  if (!lib) return (loaded = `cannot load libcrypto (${errors.join("; ")})`);
+  if (!isLittleEndian()) return (loaded = "libcrypto AEAD backend assumes a little-endian host");
+  const lib = openFirst(["libcrypto.so.3", "libcrypto.so"], open, "libcrypto");
+  if (typeof lib === "string") return (loaded = lib);
   const cipher = lib.EVP_chacha20_poly1305() as Pointer | null;
   if (!cipher) return (loaded = "libcrypto has no chacha20-poly1305");
   let backend: AeadBackend;

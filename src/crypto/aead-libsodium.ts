@@ -13,6 +13,7 @@ import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
 import type { AeadBackend, AeadKey, KeyUse } from "./aead.ts";
 import { checkAeadArgs } from "./aead-args.ts";
 import { crossCheckAgainstNoble } from "./aead-selftest.ts";
+import { isLittleEndian, openFirst } from "./native-library.ts";
 
 const TAG = 16;
 const KEY = 32;
@@ -96,20 +97,9 @@ let loaded: AeadBackend | string | undefined;
 /** The libsodium backend, or why it is unavailable (library missing, init failed, self-test). */
 export function loadLibsodiumBackend(): AeadBackend | string {
   if (loaded !== undefined) return loaded;
-  if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
-    return (loaded = "libsodium AEAD backend assumes a little-endian host");
-  }
-  let lib: Lib | undefined;
-  const errors: string[] = [];
-  for (const name of ["libsodium.so.23", "libsodium.so"]) {
-    try {
-      lib = open(name);
-      break;
-    } catch (e) {
-      errors.push(`${name}: ${(e as Error).message}`);
-    }
-  }
-  if (!lib) return (loaded = `cannot load libsodium (${errors.join("; ")})`);
+  if (!isLittleEndian()) return (loaded = "libsodium AEAD backend assumes a little-endian host");
+  const lib = openFirst(["libsodium.so.23", "libsodium.so"], open, "libsodium");
+  if (typeof lib === "string") return (loaded = lib);
   // 0 = initialised now, 1 = already initialised, -1 = failure.
   if (lib.sodium_init() < 0) return (loaded = "sodium_init() failed");
   let backend: AeadBackend;

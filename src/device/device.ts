@@ -272,18 +272,14 @@ export class Device implements ControlSink {
   private drainTun(now: number): boolean {
     if (this.tunRead !== null) return this.drainTunSegmenting(now);
     const tx = this.tx;
-    const tunFd = this.tun!.fd;
     const readSize = this.slotSize - HEADROOM - TAILROOM;
     for (let round = 0; round < BATCHES_PER_ROUND; round++) {
       let count = 0;
       let drained = false;
       while (count < BATCH) {
         const start = tx.slotStart(count) + HEADROOM;
-        const n = libc.read(tunFd, tx.addressOf(start), readSize);
+        const n = this.readTun(tx.addressOf(start), readSize);
         if (n < 0) {
-          const code = errno();
-          if (code === EINTR) continue;
-          if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
           drained = true;
           break;
         }
@@ -295,6 +291,18 @@ export class Device implements ControlSink {
     return false;
   }
 
+  /** read(2) from the TUN, retried on EINTR; -1 once it is drained (EAGAIN) or failing (logged). */
+  private readTun(address: number, size: number): number {
+    for (;;) {
+      const n = libc.read(this.tun!.fd, address, size);
+      if (n >= 0) return n;
+      const code = errno();
+      if (code === EINTR) continue;
+      if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
+      return -1;
+    }
+  }
+
   /**
    * TUN with a vnet header -> peers: each read may be a TSO super-packet, cut into packets that
    * go straight into tx slots (segment() also finishes partial checksums). A slot's datagram
@@ -302,7 +310,6 @@ export class Device implements ControlSink {
    * do not mind. Returns true once the TUN is drained.
    */
   private drainTunSegmenting(now: number): boolean {
-    const tunFd = this.tun!.fd;
     const buf = this.tunRead!;
     const hdr = this.vnetHdr;
     const capacity = this.txCapacity;
@@ -312,11 +319,8 @@ export class Device implements ControlSink {
       let count = 0; // datagrams ready to send
       let drained = false;
       while (slots < capacity) {
-        const n = libc.read(tunFd, this.tunReadAddress, TUN_READ_MAX);
+        const n = this.readTun(this.tunReadAddress, TUN_READ_MAX);
         if (n < 0) {
-          const code = errno();
-          if (code === EINTR) continue;
-          if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
           drained = true;
           break;
         }
