@@ -900,3 +900,64 @@ describe("copyBytes", () => {
     expect(a.subarray(5, 55)).toEqual(expected.subarray(0, 50));
   });
 });
+
+describe("hostile input (a peer controls what reaches the coalescer; the hdr comes from the kernel)", () => {
+  /** A valid TCP flow, then copies with random bytes changed and random truncations. */
+  function mutatedPackets(count: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let seq = 5000;
+    for (let i = 0; i < count; i++) {
+      const version = i % 3 === 0 ? 6 : 4;
+      const pkt = tcpPacket({ version, payload: randomBytes(1 + (randomBytes(1)[0] * 5)), seq, id: i });
+      seq += pkt.length;
+      const r = randomBytes(3);
+      if (r[0] < 160) {
+        for (let k = 0; k <= (r[1] & 7); k++) pkt[randomBytes(2)[0] % pkt.length] = randomBytes(1)[0];
+      }
+      out.push(r[2] < 60 ? pkt.subarray(0, r[2] % pkt.length) : pkt);
+    }
+    return out;
+  }
+
+  test("the coalescer takes mutated and truncated packets without throwing; outputs stay inside their buffers", () => {
+    const coalescer = new TcpCoalescer(64);
+    for (let round = 0; round < 200; round++) {
+      const packets = mutatedPackets(1 + (round % 64));
+      const slab = new Uint8Array(packets.length * 1600);
+      coalescer.reset();
+      packets.forEach((p, i) => {
+        slab.set(p, i * 1600 + 16);
+        expect(coalescer.add(slab, i * 1600 + 16, p.length)).toBe(true);
+      });
+      const n = coalescer.finish();
+      expect(n).toBeGreaterThan(0);
+      let segments = 0;
+      for (let i = 0; i < n; i++) {
+        const buf = coalescer.outBuffer(i);
+        expect(coalescer.outOffset(i)).toBeGreaterThanOrEqual(0);
+        expect(coalescer.outOffset(i) + coalescer.outLength(i)).toBeLessThanOrEqual(buf.length);
+        expect(coalescer.outLength(i)).toBeGreaterThanOrEqual(VNET_HDR_LEN);
+        segments += coalescer.outSegments(i);
+      }
+      expect(segments).toBe(packets.length);
+    }
+  });
+
+  test("segment() answers every mutated packet and random header with a count or an error code, never a throw", () => {
+    const slots = new Slots(128, 1600, 32);
+    const hdr = new VnetHdr();
+    for (let round = 0; round < 2000; round++) {
+      const [pkt] = mutatedPackets(1);
+      const r = randomBytes(8);
+      hdr.flags = r[0] & 3;
+      hdr.gsoType = [0, 1, 3, 4, 5, 0x81, 7][r[1] % 7];
+      hdr.gsoSize = (r[2] << 4) | (r[3] & 15);
+      hdr.hdrLen = r[4];
+      hdr.csumStart = r[5] % 80;
+      hdr.csumOffset = r[6] % 24;
+      const made = segment(pkt, 0, pkt.length, hdr, slots.dst, slots.starts, slots.lengths, 0, 128, 1500);
+      expect(made === SEGMENT_MALFORMED || made === SEGMENT_NO_ROOM || (made >= 1 && made <= 128)).toBe(true);
+      for (let k = 0; k < Math.max(0, made); k++) expect(slots.lengths[k]).toBeLessThanOrEqual(1500);
+    }
+  });
+});
