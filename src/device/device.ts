@@ -103,6 +103,8 @@ export class Device implements ControlSink {
   private readonly txStarts: Int32Array;
   private readonly txLengths: Int32Array;
   private readonly offloads: Offloads;
+  /** Why an offload that was asked for is not in use, for the start-up line ("" if none). */
+  private readonly offloadsNote: string;
   private readonly vnetHdr = new VnetHdr();
   private tunRead: Uint8Array | null = null;
   private tunReadAddress = 0;
@@ -135,6 +137,7 @@ export class Device implements ControlSink {
     // Splitting a GRO buffer leaves each packet only its protocol header as headroom.
     const groFits = options.protocol.headroom >= VNET_HDR_LEN;
     this.offloads = { ...wanted, "udp-gro": wanted["udp-gro"] && groFits };
+    this.offloadsNote = wanted["udp-gro"] && !groFits ? " (udp-gro needs WireGuard mode)" : "";
     this.txCapacity = this.offloads.tso ? TSO_BATCH : BATCH;
     // Datagrams land after HEADROOM so a decapsulated packet has room for a vnet header.
     this.rx = this.offloads["udp-gro"]
@@ -174,8 +177,7 @@ export class Device implements ControlSink {
     log.info(
       `interface ${this.tun.name} up: ${iface.addresses.map(formatCidr).join(", ")} mtu ${iface.mtu}` +
         (routes.length ? `, routes ${routes.map(formatCidr).join(", ")}` : "") +
-        `; offloads ${formatOffloads(this.offloads)}` +
-        (this.offloads["udp-gro"] !== (this.options.offloads ?? ALL_OFFLOADS)["udp-gro"] ? " (udp-gro needs WireGuard mode)" : ""),
+        `; offloads ${formatOffloads(this.offloads)}${this.offloadsNote}`,
     );
     this.listen = openUdpSocket({ port: iface.listenPort, fwmark: iface.fwmark, gro: this.offloads["udp-gro"] });
     log.info(`listening on UDP port ${this.listen.port}`);

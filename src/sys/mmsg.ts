@@ -30,6 +30,15 @@ export const UDP_GSO_MAX_SEGMENTS = 64;
 /** Largest UDP payload in one send. */
 export const UDP_GSO_MAX_BYTES = 65507;
 
+/**
+ * Stores a 64-bit pointer little-endian at `at`. setBigUint64 would allocate a BigInt per call;
+ * two 32-bit halves do not.
+ */
+function putPointer(view: DataView, at: number, address: number): void {
+  view.setUint32(at, address >>> 0, true);
+  view.setUint32(at + 4, Math.floor(address / 0x100000000), true);
+}
+
 export class DatagramBatch {
   /** All slots' bytes; slot i starts at i * slotSize. */
   readonly bytes: Uint8Array;
@@ -83,6 +92,16 @@ export class DatagramBatch {
     const iovPtr = ptr(iov);
     this.iovPtr = iovPtr;
     this.keepAlive = iov;
+    const gsoHeader = new Uint8Array(new ArrayBuffer(MMSGHDR_SIZE));
+    const gsoControl = new Uint8Array(new ArrayBuffer(SEGMENT_CMSG_SPACE));
+    this.gsoHeaderView = new DataView(gsoHeader.buffer);
+    this.gsoHeaderPtr = ptr(gsoHeader);
+    this.gsoControlView = new DataView(gsoControl.buffer);
+    this.gsoControlView.setUint32(0, SEGMENT_CMSG_LEN, true); // cmsg_len (u64; high half stays 0)
+    this.gsoControlView.setInt32(8, SOL_UDP, true);
+    this.gsoControlView.setInt32(12, UDP_SEGMENT, true);
+    putPointer(this.gsoHeaderView, 32, ptr(gsoControl));
+    this.gsoHeaderView.setUint32(40, SEGMENT_CMSG_SPACE, true);
     for (let i = 0; i < capacity; i++) {
       const h = i * MMSGHDR_SIZE;
       this.headerView.setBigUint64(h + 16, BigInt(iovPtr + i * IOVEC_SIZE), true);
@@ -96,17 +115,16 @@ export class DatagramBatch {
 
   // Holds the iovec array: the kernel reads it through a pointer only.
   private readonly keepAlive: Uint8Array;
-  // One extra mmsghdr and its cmsg for GSO sends, made on first use.
-  private gsoHeader: Uint8Array | null = null;
-  private gsoHeaderView: DataView | null = null;
-  private gsoControl: Uint8Array | null = null;
-  private gsoControlView: DataView | null = null;
-  private gsoHeaderPtr = 0;
+  // One extra mmsghdr and its UDP_SEGMENT cmsg for GSO sends (kept alive here: the kernel
+  // reaches the cmsg only through the header's pointer).
+  private readonly gsoHeaderView: DataView;
+  private readonly gsoHeaderPtr: number;
+  private readonly gsoControlView: DataView;
   // Receive-side control messages (UDP_GRO), one GRO_CONTROL_SPACE area per slot.
   private control: Uint8Array | null = null;
   private controlView: DataView | null = null;
   private controlPtr = 0;
-  private iovPtr = 0;
+  private readonly iovPtr: number;
 
   slotStart(i: number): number {
     return i * this.slotSize;
@@ -131,19 +149,15 @@ export class DatagramBatch {
       const h = i * MMSGHDR_SIZE;
       // The iovec may have been pointed elsewhere by prepareSend: aim it at the slot again.
       const base = this.bytesPtr + i * this.slotSize + this.recvHeadroom;
-      this.iovecs.setUint32(i * IOVEC_SIZE, base >>> 0, true);
-      this.iovecs.setUint32(i * IOVEC_SIZE + 4, Math.floor(base / 0x100000000), true);
+      putPointer(this.iovecs, i * IOVEC_SIZE, base);
       this.iovecs.setUint32(i * IOVEC_SIZE + 8, this.slotSize - this.recvHeadroom, true);
-      // setBigUint64 per slot would allocate; split the pointer into two 32-bit halves.
       const name = this.namesPtr + i * NAME_STRIDE;
-      hv.setUint32(h, name >>> 0, true);
-      hv.setUint32(h + 4, Math.floor(name / 0x100000000), true);
+      putPointer(hv, h, name);
       hv.setUint32(h + 8, SOCKADDR_MAX, true);
       hv.setUint32(h + 48, 0, true);
       if (this.control !== null) {
         const control = this.controlPtr + i * GRO_CONTROL_SPACE;
-        hv.setUint32(h + 32, control >>> 0, true);
-        hv.setUint32(h + 36, Math.floor(control / 0x100000000), true);
+        putPointer(hv, h + 32, control);
         hv.setUint32(h + 40, GRO_CONTROL_SPACE, true);
       }
     }
@@ -184,16 +198,14 @@ export class DatagramBatch {
     this.offsets[i] = offset;
     this.lengths[i] = length;
     const base = this.bytesPtr + offset;
-    this.iovecs.setUint32(i * IOVEC_SIZE, base >>> 0, true);
-    this.iovecs.setUint32(i * IOVEC_SIZE + 4, Math.floor(base / 0x100000000), true);
+    putPointer(this.iovecs, i * IOVEC_SIZE, base);
     this.iovecs.setUint32(i * IOVEC_SIZE + 8, length, true);
     if (nameLength === 0) {
       hv.setUint32(h, 0, true);
       hv.setUint32(h + 4, 0, true);
     } else {
       const name = this.namesPtr + i * NAME_STRIDE;
-      hv.setUint32(h, name >>> 0, true);
-      hv.setUint32(h + 4, Math.floor(name / 0x100000000), true);
+      putPointer(hv, h, name);
     }
     hv.setUint32(h + 8, nameLength, true);
     hv.setUint32(h + 48, 0, true);
@@ -234,27 +246,9 @@ export class DatagramBatch {
    * errno (EAGAIN: socket buffer full; EIO/EINVAL: the route or device cannot do GSO).
    */
   sendSegmented(fd: number, start: number, count: number, segmentSize: number): number {
-    if (this.gsoHeader === null) {
-      this.gsoHeader = new Uint8Array(new ArrayBuffer(MMSGHDR_SIZE));
-      this.gsoHeaderView = new DataView(this.gsoHeader.buffer);
-      this.gsoHeaderPtr = ptr(this.gsoHeader);
-      this.gsoControl = new Uint8Array(new ArrayBuffer(SEGMENT_CMSG_SPACE));
-      this.gsoControlView = new DataView(this.gsoControl.buffer);
-      const cv = this.gsoControlView;
-      cv.setUint32(0, SEGMENT_CMSG_LEN, true); // cmsg_len (u64; high half stays 0)
-      cv.setInt32(8, SOL_UDP, true);
-      cv.setInt32(12, UDP_SEGMENT, true);
-      const hv = this.gsoHeaderView;
-      const control = ptr(this.gsoControl);
-      hv.setUint32(32, control >>> 0, true);
-      hv.setUint32(36, Math.floor(control / 0x100000000), true);
-      hv.setUint32(40, SEGMENT_CMSG_SPACE, true);
-    }
-    this.gsoControlView!.setUint16(16, segmentSize, true);
-    const hv = this.gsoHeaderView!;
-    const iov = this.iovPtr + start * IOVEC_SIZE;
-    hv.setUint32(16, iov >>> 0, true);
-    hv.setUint32(20, Math.floor(iov / 0x100000000), true);
+    this.gsoControlView.setUint16(16, segmentSize, true);
+    const hv = this.gsoHeaderView;
+    putPointer(hv, 16, this.iovPtr + start * IOVEC_SIZE);
     hv.setUint32(24, count, true);
     hv.setUint32(48, 0, true);
     for (;;) {
