@@ -122,6 +122,15 @@ export class Device implements ControlSink {
 
   // Fds with data left over from the last round (edge-triggered: no new event will come).
   private tunPending = false;
+  /** The datagram being received came alone in its recvmmsg batch (see drainUdp). */
+  private loneDatagram = false;
+  /**
+   * The last TUN drain found one packet: traffic is sparse (a ping, a keystroke), so the next
+   * packet is sent as soon as it is read rather than after the read that finds the TUN empty.
+   */
+  private tunSparse = false;
+  /** Set by writeTun: this round wrote to the TUN (see loop). */
+  private tunWritten = false;
   private listenPending = false;
   private readonly peerPending: Uint8Array;
   private readonly pendingPeers: Int32Array;
@@ -224,8 +233,8 @@ export class Device implements ControlSink {
     const epoll = this.epoll;
     const protocol = this.protocol;
     // Bun's event loop (signals, timers) runs when we yield. We yield before every wait that may
-    // block, and at least every YIELD_EVERY_MS under load; after a round that did work we first
-    // peek (timeout 0), so a reply the kernel queued meanwhile goes out without a detour.
+    // block, and after at most YIELD_EVERY_MS of work; after a round that did work we first peek
+    // (timeout 0), so a reply the kernel queued meanwhile goes out without a detour.
     let yielded = true;
     let lastYield = performance.now();
     while (!this.stopping) {
@@ -241,8 +250,15 @@ export class Device implements ControlSink {
         else this.markPeerPending(token - TOKEN_PEER_BASE);
       }
       now = performance.now();
+      // Time asleep is not work: the next yield is due YIELD_EVERY_MS after waking.
+      if (timeout > 0) lastYield = now;
+      this.tunWritten = false;
       if (this.listenPending) this.listenPending = !this.drainUdp(this.listen!.fd, now);
       if (this.pendingPeerCount > 0) this.drainPeers(now);
+      // Writing to the TUN runs the kernel's receive path at once, and what it answers (an echo
+      // reply, a TCP ACK) is usually queued on the TUN before write() returns: read it in this
+      // round rather than after another wait.
+      if (this.tunWritten) this.tunPending = true;
       if (this.tunPending) this.tunPending = !this.drainTun(now);
       if (now >= protocol.nextDeadline()) {
         protocol.tick(now, this);
@@ -306,6 +322,7 @@ export class Device implements ControlSink {
     if (this.tunRead !== null) return this.drainTunSegmenting(now);
     const tx = this.tx;
     const readSize = this.slotSize - HEADROOM - TAILROOM;
+    let reads = 0;
     for (let round = 0; round < BATCHES_PER_ROUND; round++) {
       let count = 0;
       let drained = false;
@@ -317,10 +334,18 @@ export class Device implements ControlSink {
           break;
         }
         if (this.routeOutgoing(start, n, count, now)) count++;
+        if (++reads === 1 && this.tunSparse && count > 0) {
+          this.flushTx(count);
+          count = 0;
+        }
       }
       this.flushTx(count);
-      if (drained) return true;
+      if (drained) {
+        this.tunSparse = reads <= 1;
+        return true;
+      }
     }
+    this.tunSparse = false;
     return false;
   }
 
@@ -347,16 +372,23 @@ export class Device implements ControlSink {
     const hdr = this.vnetHdr;
     const capacity = this.txCapacity;
     const room = this.slotSize - HEADROOM - TAILROOM;
+    let reads = 0;
     for (let round = 0; round < BATCHES_PER_ROUND; round++) {
       let slots = 0; // slots whose bytes are in use
       let count = 0; // datagrams ready to send
       let drained = false;
       while (slots < capacity) {
+        if (reads === 1 && this.tunSparse && count > 0) {
+          this.flushTx(count);
+          slots = 0;
+          count = 0;
+        }
         const n = this.readTun(this.tunReadAddress, TUN_READ_MAX);
         if (n < 0) {
           drained = true;
           break;
         }
+        reads++;
         if (n <= VNET_HDR_LEN || !hdr.read(buf, 0)) {
           this.counters.notIp++;
           continue;
@@ -378,8 +410,12 @@ export class Device implements ControlSink {
         slots += made;
       }
       this.flushTx(count);
-      if (drained) return true;
+      if (drained) {
+        this.tunSparse = reads <= 1;
+        return true;
+      }
     }
+    this.tunSparse = false;
     return false;
   }
 
@@ -502,6 +538,9 @@ export class Device implements ControlSink {
         // the datagrams behind it are still there.
         continue;
       }
+      // A lone datagram has nothing to be coalesced with: it skips the coalescer.
+      const lone = n === 1 && rx.segmentSizes[0] === 0;
+      this.loneDatagram = lone;
       for (let i = 0; i < n; i++) {
         const nameAt = rx.nameOffset(i);
         const offset = rx.offsets[i];
@@ -517,7 +556,8 @@ export class Device implements ControlSink {
         }
       }
       // The batch's packets are still in rx: write what was coalesced before the next recv.
-      if (this.coalescer !== null) this.writeCoalesced();
+      this.loneDatagram = false;
+      if (this.coalescer !== null && !lone) this.writeCoalesced();
       if (n < rx.capacity) return true;
     }
     return false;
@@ -566,7 +606,7 @@ export class Device implements ControlSink {
     link.rxPackets++;
     link.rxBytes += length;
     const coalescer = this.coalescer;
-    if (coalescer !== null) {
+    if (coalescer !== null && !this.loneDatagram) {
       if (!coalescer.add(buf, offset, length)) {
         this.writeCoalesced();
         coalescer.add(buf, offset, length);
@@ -594,6 +634,7 @@ export class Device implements ControlSink {
 
   private writeTun(buf: Uint8Array, offset: number, length: number): void {
     const address = buf === this.rx.bytes ? this.rx.addressOf(offset) : ptr(buf, offset);
+    this.tunWritten = true;
     if (libc.write(this.tun!.fd, address, length) < 0) {
       const code = errno();
       if (this.counters.tunWriteErrors++ === 0) this.log.warn(`write to TUN failed (${errnoName(code)}); counting further failures quietly`);
