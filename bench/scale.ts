@@ -71,6 +71,9 @@ if (config.peers > 65000 || config.sources > 506) {
   process.exit(2);
 }
 
+/** Quiet seconds between the connect phase and the memory reading that follows it. */
+const SETTLE_SECONDS = 3;
+
 const missing: string[] = [];
 if (!canRunIntegration) missing.push("root, /dev/net/tun and iproute2's ip");
 if (!(await Bun.file(BINARY).exists())) missing.push(`${BINARY} (run npm run build)`);
@@ -201,7 +204,10 @@ async function drive(cli: Host, pid: number, jobFile: string) {
     hwmMiB: statusMiB(pid, "VmHWM"),
     openFds: openFds(pid),
     threads: threads(pid),
+    settledRssMiB: 0,
   };
+  await waitForLine(driver, "MARK settled", (SETTLE_SECONDS + 30) * 1000);
+  afterConnect.settledRssMiB = statusMiB(pid, "VmRSS");
   const rateCpu: number[] = [];
   for (let run = 1; run <= config.rateRuns; run++) {
     await waitForLine(driver, `MARK rate-window-start ${run}`, 180_000);
@@ -311,6 +317,7 @@ try {
         perSourceBurst: 1, // evenly paced: see bench/README.md
         window: 128,
         connectTimeoutSeconds: 120,
+        settleSeconds: SETTLE_SECONDS,
         rateSeconds: config.rateSeconds,
         rateRuns: config.rateRuns,
         warmupSeconds: 1,
@@ -367,7 +374,7 @@ const rateLine = (label: string, x: any) =>
 const connectLine = (label: string, x: any) =>
   `  ${label.padEnd(39)}${x.connect.completed}/${x.connect.peers} peers in ${fmt(x.connect.elapsedSeconds)} s ` +
   `(${x.connect.retries} retries; responder CPU ${fmt(x.responderCpuPercentDuringConnect)}%); afterwards RSS ${fmt(x.afterConnect.rssMiB)} MiB ` +
-  `(peak ${fmt(x.afterConnect.hwmMiB)}), ${x.afterConnect.openFds} fds, ${x.afterConnect.threads} threads`;
+  `(peak ${fmt(x.afterConnect.hwmMiB)}), ${SETTLE_SECONDS} s later ${fmt(x.afterConnect.settledRssMiB)} MiB; ${x.afterConnect.openFds} fds, ${x.afterConnect.threads} threads`;
 const wg = r.wireguardGo;
 const table = [
   `wontun scale ${r.date} (${r.tools.wontun}), ${navigator.hardwareConcurrency} cores`,

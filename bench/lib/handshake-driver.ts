@@ -48,6 +48,8 @@ export interface DriverJob {
   /** Most initiations in flight at once. */
   window: number;
   connectTimeoutSeconds: number;
+  /** Quiet time after the connect phase, for the responder's memory to settle ("MARK settled"). */
+  settleSeconds: number;
   /** 0 skips the rate phase. */
   rateSeconds: number;
   /** Timed windows, each with freshly prepared initiations. */
@@ -438,6 +440,8 @@ try {
   result.connect = await connectAll();
   console.log("MARK connect-end");
   log(`connect: ${JSON.stringify(result.connect)}`);
+  await Bun.sleep(job.settleSeconds * 1000);
+  console.log("MARK settled");
   if (job.rateSeconds > 0) {
     const runs: Record<string, unknown>[] = [];
     for (let run = 1; run <= job.rateRuns; run++) {

@@ -9,12 +9,22 @@ import type { AeadBackend, AeadKey, KeyUse } from "./aead.ts";
 /** Payloads of at least this many bytes go to the per-byte-faster backend. */
 export const LONG_PAYLOAD = 768;
 
+/**
+ * The long backend's key is made on the first long payload: a session that only ever carries
+ * short packets (pings, keepalives, DNS, most of a thousand mostly idle peers) then costs no
+ * native context. Until then the key bytes wait in `pending`.
+ */
 class PairKey implements AeadKey {
   readonly backend = "libsodium+libcrypto" as const;
+  long: AeadKey | null = null;
+  pending: Uint8Array | null;
   constructor(
     readonly short: AeadKey,
-    readonly long: AeadKey,
-  ) {}
+    key: Uint8Array,
+    readonly use: KeyUse | undefined,
+  ) {
+    this.pending = new Uint8Array(key);
+  }
 }
 
 export class BySizeBackend implements AeadBackend {
@@ -26,31 +36,41 @@ export class BySizeBackend implements AeadBackend {
   ) {}
 
   createKey(key: Uint8Array, use?: KeyUse): AeadKey {
-    const short = this.short.createKey(key, use);
-    try {
-      return new PairKey(short, this.long.createKey(key, use));
-    } catch (err) {
-      this.short.destroyKey(short);
-      throw err;
-    }
+    return new PairKey(this.short.createKey(key, use), key, use);
   }
 
   seal(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): void {
     const k = key as PairKey;
-    if (len < LONG_PAYLOAD) this.short.seal(k.short, counter, buf, off, len);
-    else this.long.seal(k.long, counter, buf, off, len);
+    if (len >= LONG_PAYLOAD && (k.long !== null || this.makeLong(k))) this.long.seal(k.long!, counter, buf, off, len);
+    else this.short.seal(k.short, counter, buf, off, len);
   }
 
   open(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): boolean {
     const k = key as PairKey;
-    return len - 16 < LONG_PAYLOAD
-      ? this.short.open(k.short, counter, buf, off, len)
-      : this.long.open(k.long, counter, buf, off, len);
+    if (len - 16 >= LONG_PAYLOAD && (k.long !== null || this.makeLong(k))) return this.long.open(k.long!, counter, buf, off, len);
+    return this.short.open(k.short, counter, buf, off, len);
   }
 
   destroyKey(key: AeadKey): void {
     const k = key as PairKey;
     this.short.destroyKey(k.short);
-    this.long.destroyKey(k.long);
+    if (k.long !== null) this.long.destroyKey(k.long);
+    k.pending?.fill(0);
+    k.pending = null;
+  }
+
+  /** Makes k's long key; false (the short backend carries on alone) if it cannot be made. */
+  private makeLong(k: PairKey): boolean {
+    const pending = k.pending;
+    if (pending === null) return false; // destroyed, or an earlier attempt failed
+    k.pending = null;
+    try {
+      k.long = this.long.createKey(pending, k.use);
+    } catch {
+      return false;
+    } finally {
+      pending.fill(0);
+    }
+    return true;
   }
 }

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { BACKEND_NAMES, loadAeadBackend, selectAeadBackend, TAG_SIZE, type AeadBackend } from "../../src/crypto/aead.ts";
+import { BACKEND_NAMES, loadAeadBackend, selectAeadBackend, TAG_SIZE, type AeadBackend, type AeadKey } from "../../src/crypto/aead.ts";
 import { loadLibcryptoBackend } from "../../src/crypto/aead-libcrypto.ts";
 import { loadLibsodiumBackend } from "../../src/crypto/aead-libsodium.ts";
 import { LONG_PAYLOAD } from "../../src/crypto/aead-by-size.ts";
@@ -296,6 +296,33 @@ describe("data-path AEAD backends", () => {
       }
       bySize.destroyKey(k);
     }
+  });
+
+  test("libsodium+libcrypto makes a key's libcrypto half only when a long payload comes", () => {
+    if (typeof bySize === "string" || typeof libcrypto === "string") return;
+    const keyBytes = range(32, 9);
+    const sealer = bySize.createKey(keyBytes, "seal") as AeadKey & { long: AeadKey | null };
+    const opener = bySize.createKey(keyBytes, "open") as AeadKey & { long: AeadKey | null };
+    const buf = new Uint8Array(new ArrayBuffer(1500));
+    for (let i = 0; i < 3; i++) {
+      buf.set(range(100, i));
+      bySize.seal(sealer, i, buf, 0, 100);
+      expect(bySize.open(opener, i, buf, 0, 116)).toBe(true);
+    }
+    expect(sealer.long).toBeNull();
+    expect(opener.long).toBeNull();
+    for (const [counter, len] of [[3, 1400], [4, 60], [5, LONG_PAYLOAD]] as const) {
+      buf.set(range(len, counter));
+      bySize.seal(sealer, counter, buf, 0, len);
+      expect(bySize.open(opener, counter, buf, 0, len + 16)).toBe(true);
+      expect(toHex(buf.subarray(0, len))).toBe(toHex(range(len, counter)));
+    }
+    expect(sealer.long).not.toBeNull();
+    expect(opener.long).not.toBeNull();
+    // A forged long datagram also makes the opener's half, and fails to open like any other.
+    const fresh = bySize.createKey(keyBytes, "open");
+    expect(bySize.open(fresh, 9, new Uint8Array(1400), 0, 1400)).toBe(false);
+    for (const k of [sealer, opener, fresh]) bySize.destroyKey(k);
   });
 
   for (const native of backends.filter((b) => b.name !== "noble")) {
