@@ -9,33 +9,16 @@
 // bytes (OpenSSL's EVP: ~1.1 µs, four calls) and, what matters for latency, ~12 µs the first time
 // after 10 ms of idleness against OpenSSL's ~25 µs: EVP's provider dispatch touches far more
 // code and data that has gone cold by the time an isolated packet (a ping) arrives.
-import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import type { AeadBackend, AeadKey, KeyUse } from "./aead.ts";
 import { checkAeadArgs } from "./aead-args.ts";
 import { crossCheckAgainstNoble } from "./aead-selftest.ts";
-import { isLittleEndian, openFirst } from "./native-library.ts";
+import { libsodium, type Libsodium } from "./libsodium.ts";
+import { isLittleEndian } from "./native-library.ts";
 
 const TAG = 16;
 const KEY = 32;
 const TWO_POW_32 = 4294967296;
-
-function open(name: string) {
-  return dlopen(name, {
-    sodium_init: { args: [], returns: FFIType.i32 },
-    // (c, mac, maclen_p, m, mlen, ad, adlen, nsec, npub, k)
-    crypto_aead_chacha20poly1305_ietf_encrypt_detached: {
-      args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.ptr, FFIType.ptr],
-      returns: FFIType.i32,
-    },
-    // (m, nsec, c, clen, mac, ad, adlen, npub, k)
-    crypto_aead_chacha20poly1305_ietf_decrypt_detached: {
-      args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.ptr],
-      returns: FFIType.i32,
-    },
-    sodium_memzero: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.void },
-  }).symbols;
-}
-type Lib = ReturnType<typeof open>;
 
 class SodiumKey implements AeadKey {
   readonly backend = "libsodium" as const;
@@ -51,7 +34,7 @@ class SodiumKey implements AeadKey {
 class LibsodiumBackend implements AeadBackend {
   readonly name = "libsodium" as const;
 
-  constructor(private readonly lib: Lib) {}
+  constructor(private readonly lib: Libsodium) {}
 
   createKey(key: Uint8Array, _use?: KeyUse): AeadKey {
     if (key.length !== KEY) throw new RangeError(`ChaCha20-Poly1305 key must be 32 bytes, got ${key.length}`);
@@ -98,10 +81,8 @@ let loaded: AeadBackend | string | undefined;
 export function loadLibsodiumBackend(): AeadBackend | string {
   if (loaded !== undefined) return loaded;
   if (!isLittleEndian()) return (loaded = "libsodium AEAD backend assumes a little-endian host");
-  const lib = openFirst(["libsodium.so.23", "libsodium.so"], open, "libsodium");
+  const lib = libsodium();
   if (typeof lib === "string") return (loaded = lib);
-  // 0 = initialised now, 1 = already initialised, -1 = failure.
-  if (lib.sodium_init() < 0) return (loaded = "sodium_init() failed");
   let backend: AeadBackend;
   try {
     backend = new LibsodiumBackend(lib);

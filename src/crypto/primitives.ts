@@ -8,16 +8,18 @@
 // - hmac: composed from that hash (64-byte block, ipad/opad): in Bun 1.4.5 both
 //   createHmac("blake2s256") and new Bun.CryptoHasher("blake2s256", key) throw; kdf builds on it.
 // - mac: @noble/hashes blake2s with a key: node:crypto has no keyed BLAKE2s.
-// - x25519: node:crypto diffieHellman on KeyObjects imported from DER-wrapped raw keys, ~10x
-//   faster than noble. Importing a private key costs ~16 µs of the ~55 µs, and every WireGuard
-//   private key is used twice per handshake, so the last few imported private keys are kept.
-//   noble if node:crypto fails its self-check.
-// - the AEADs with associated data: @noble/ciphers (a few per handshake; node:crypto in Bun has
-//   no chacha20-poly1305).
+// - x25519 and the AEADs with associated data (a few of each per handshake): libsodium, one FFI
+//   call each on caller-owned memory. The alternatives left objects behind: node:crypto's X25519
+//   needs a native KeyObject per public key, @noble/ciphers allocates per call, and after a burst
+//   of a thousand handshakes the process kept megabytes more (bench/scale.ts). Each is checked
+//   once against a known answer, with fallbacks: x25519 to node:crypto diffieHellman on KeyObjects
+//   imported from DER-wrapped raw keys (the last few private keys kept imported, since importing
+//   costs ~16 µs of ~55), then noble; the AEADs to @noble/ciphers.
 import { createHash, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from "node:crypto";
 import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { x25519 as nobleX25519 } from "@noble/curves/ed25519.js";
 import { blake2s } from "@noble/hashes/blake2.js";
+import { libsodium, type Libsodium } from "./libsodium.ts";
 
 export const HASH_SIZE = 32;
 export const MAC_SIZE = 16;
@@ -52,8 +54,11 @@ function pickBlake2s(): Blake2sImpl {
 export const implementations = {
   hash: pickBlake2s(),
   mac: "noble" as const,
-  x25519: "node:crypto" as "node:crypto" | "noble", // settled on first use, see x25519Impl()
+  x25519: "libsodium" as "libsodium" | "node:crypto" | "noble", // settled on first use, see x25519Impl()
+  aead: "libsodium" as "libsodium" | "noble", // settled on first use, see aeadImpl()
 };
+
+const hexBytes = (s: string) => Uint8Array.from(s.match(/../g)!, (b) => parseInt(b, 16));
 
 /** Copies a Buffer result into a plain Uint8Array and wipes the Buffer. */
 function plain(b: Buffer): Uint8Array {
@@ -234,18 +239,24 @@ function nobleX25519Shared(priv: Uint8Array, pub: Uint8Array): Uint8Array | null
 }
 
 let x25519Checked = false;
+let sodium: Libsodium | null = null;
 
-/** Checks node:crypto against RFC 7748 §5.2 once; falls back to noble if it is missing or wrong. */
-function x25519Impl(): "node:crypto" | "noble" {
+/** The first of libsodium, node:crypto and noble that passes RFC 7748 §5.2; settled once. */
+function x25519Impl(): "libsodium" | "node:crypto" | "noble" {
   if (x25519Checked) return implementations.x25519;
   x25519Checked = true;
-  const hex = (s: string) => Uint8Array.from(s.match(/../g)!, (b) => parseInt(b, 16));
+  const k = hexBytes("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4");
+  const u = hexBytes("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c");
+  const expected = hexBytes("c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552");
+  const lib = libsodium();
+  if (typeof lib !== "string") {
+    sodium = lib;
+    const r = sodiumX25519(k, u);
+    if (r && constantTimeEqual(r, expected)) return (implementations.x25519 = "libsodium");
+  }
   try {
-    const k = hex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4");
-    const u = hex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c");
     const r = nodeX25519(k, u);
     forgetX25519Keys();
-    const expected = hex("c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552");
     implementations.x25519 = r && constantTimeEqual(r, expected) ? "node:crypto" : "noble";
   } catch {
     implementations.x25519 = "noble";
@@ -253,22 +264,47 @@ function x25519Impl(): "node:crypto" | "noble" {
   return implementations.x25519;
 }
 
+function sodiumX25519(priv: Uint8Array, pub: Uint8Array): Uint8Array | null {
+  const out = new Uint8Array(32);
+  return sodium!.crypto_scalarmult(out, priv, pub) === 0 ? out : null;
+}
+
 /** X25519(privateKey, publicKey), or null when the shared secret is all zeros (must be rejected). */
 export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
   if (privateKey.length !== 32 || publicKey.length !== 32) {
     throw new RangeError(`X25519 keys are 32 bytes (got ${privateKey.length} and ${publicKey.length})`);
   }
-  return x25519Impl() === "node:crypto" ? nodeX25519(privateKey, publicKey) : nobleX25519Shared(privateKey, publicKey);
+  switch (x25519Impl()) {
+    case "libsodium":
+      return sodiumX25519(privateKey, publicKey);
+    case "node:crypto":
+      return nodeX25519(privateKey, publicKey);
+    default:
+      return nobleX25519Shared(privateKey, publicKey);
+  }
 }
 
 /** The X25519 public key for a private key (the private key is clamped as X25519 always does). */
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
   if (privateKey.length !== 32) throw new RangeError(`X25519 private key is 32 bytes, got ${privateKey.length}`);
-  if (x25519Impl() === "node:crypto") {
-    const der = createPublicKey(importPrivate(privateKey)).export({ type: "spki", format: "der" });
-    return plain(der.subarray(SPKI_PREFIX.length));
+  switch (x25519Impl()) {
+    case "libsodium": {
+      const out = new Uint8Array(32);
+      sodium!.crypto_scalarmult_base(out, privateKey);
+      return out;
+    }
+    case "node:crypto": {
+      const der = createPublicKey(importPrivate(privateKey)).export({ type: "spki", format: "der" });
+      return plain(der.subarray(SPKI_PREFIX.length));
+    }
+    default:
+      return nobleX25519.getPublicKey(privateKey);
   }
-  return nobleX25519.getPublicKey(privateKey);
+}
+
+/** X25519 through node:crypto KeyObjects, the first fallback, whatever x25519() uses (for tests). */
+export function x25519NodeCrypto(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
+  return nodeX25519(privateKey, publicKey);
 }
 
 /** X25519 with the noble implementation, whatever x25519() uses (for tests and the bench). */
@@ -291,19 +327,72 @@ function wgNonce(counter: number): Uint8Array {
   return nonce;
 }
 
+let aeadChecked = false;
+let aeadLib: Libsodium | null = null;
+
+/** libsodium if it loads and agrees with @noble/ciphers on a sample of both constructions. */
+function aeadImpl(): "libsodium" | "noble" {
+  if (aeadChecked) return implementations.aead;
+  aeadChecked = true;
+  implementations.aead = "noble";
+  const lib = libsodium();
+  if (typeof lib === "string") return "noble";
+  aeadLib = lib;
+  const key = hexBytes("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+  const nonce = hexBytes("070000004041424344454647");
+  const xnonce = hexBytes("404142434445464748494a4b4c4d4e4f5051525354555657");
+  const ad = hexBytes("50515253c0c1c2c3c4c5c6c7");
+  const message = new TextEncoder().encode("Ladies and Gentlemen of the class of '99");
+  try {
+    for (const x of [false, true]) {
+      const n = x ? xnonce : nonce;
+      const sealed = (x ? xchacha20poly1305 : chacha20poly1305)(key, n, ad).encrypt(message);
+      if (!constantTimeEqual(sodiumSeal(x, key, n, message, ad), sealed)) return "noble";
+      const opened = sodiumOpen(x, key, n, sealed, ad);
+      if (opened === null || !constantTimeEqual(opened, message)) return "noble";
+      sealed[0] ^= 1;
+      if (sodiumOpen(x, key, n, sealed, ad) !== null) return "noble";
+    }
+  } catch {
+    return "noble";
+  }
+  return (implementations.aead = "libsodium");
+}
+
+function sodiumSeal(xchacha: boolean, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+  const lib = aeadLib!;
+  const seal = xchacha ? lib.crypto_aead_xchacha20poly1305_ietf_encrypt : lib.crypto_aead_chacha20poly1305_ietf_encrypt;
+  const out = new Uint8Array(plaintext.length + TAG_SIZE);
+  // Empty inputs are passed as NULL with length 0, which libsodium accepts.
+  seal(out, null, plaintext.length ? plaintext : null, plaintext.length, ad.length ? ad : null, ad.length, null, nonce, key);
+  return out;
+}
+
+function sodiumOpen(xchacha: boolean, key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
+  if (sealed.length < TAG_SIZE) return null;
+  const lib = aeadLib!;
+  const open = xchacha ? lib.crypto_aead_xchacha20poly1305_ietf_decrypt : lib.crypto_aead_chacha20poly1305_ietf_decrypt;
+  const out = new Uint8Array(sealed.length - TAG_SIZE);
+  const ok = open(out.length ? out : null, null, null, sealed, sealed.length, ad.length ? ad : null, ad.length, nonce, key) === 0;
+  return ok ? out : null;
+}
+
 /** Raw RFC 8439 ChaCha20-Poly1305 seal with an explicit 12-byte nonce: ciphertext || tag. */
 export function chacha20poly1305Raw(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+  if (aeadImpl() === "libsodium") return sodiumSeal(false, key, nonce12, plaintext, ad);
   return chacha20poly1305(key, nonce12, ad).encrypt(plaintext);
 }
 
 /** ChaCha20-Poly1305 seal with WireGuard's counter nonce and associated data: ciphertext || tag. */
 export function aeadSealOnce(key: Uint8Array, counter: number, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
-  return chacha20poly1305(key, wgNonce(counter), ad).encrypt(plaintext);
+  return chacha20poly1305Raw(key, wgNonce(counter), plaintext, ad);
 }
 
 /** Opens aeadSealOnce's output; null if it is shorter than a tag or does not authenticate. */
 export function aeadOpenOnce(key: Uint8Array, counter: number, ciphertextWithTag: Uint8Array, ad: Uint8Array): Uint8Array | null {
-  if (ciphertextWithTag.length < TAG_SIZE) return null;
+  // Nothing was sealed under a counter outside 0..2^53-1 (aeadSealOnce refuses those).
+  if (ciphertextWithTag.length < TAG_SIZE || !Number.isSafeInteger(counter) || counter < 0) return null;
+  if (aeadImpl() === "libsodium") return sodiumOpen(false, key, wgNonce(counter), ciphertextWithTag, ad);
   try {
     return chacha20poly1305(key, wgNonce(counter), ad).decrypt(ciphertextWithTag);
   } catch {
@@ -313,12 +402,14 @@ export function aeadOpenOnce(key: Uint8Array, counter: number, ciphertextWithTag
 
 /** XChaCha20-Poly1305 seal (24-byte nonce), for cookie replies: ciphertext || tag. */
 export function xaeadSeal(key: Uint8Array, nonce24: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+  if (aeadImpl() === "libsodium") return sodiumSeal(true, key, nonce24, plaintext, ad);
   return xchacha20poly1305(key, nonce24, ad).encrypt(plaintext);
 }
 
 /** Opens xaeadSeal's output; null if it is shorter than a tag or does not authenticate. */
 export function xaeadOpen(key: Uint8Array, nonce24: Uint8Array, ciphertextWithTag: Uint8Array, ad: Uint8Array): Uint8Array | null {
   if (ciphertextWithTag.length < TAG_SIZE) return null;
+  if (aeadImpl() === "libsodium") return sodiumOpen(true, key, nonce24, ciphertextWithTag, ad);
   try {
     return xchacha20poly1305(key, nonce24, ad).decrypt(ciphertextWithTag);
   } catch {

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
 import { blake2s } from "@noble/hashes/blake2.js";
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { BACKEND_NAMES, loadAeadBackend, selectAeadBackend, TAG_SIZE, type AeadBackend, type AeadKey } from "../../src/crypto/aead.ts";
 import { loadLibcryptoBackend } from "../../src/crypto/aead-libcrypto.ts";
 import { loadLibsodiumBackend } from "../../src/crypto/aead-libsodium.ts";
@@ -24,6 +24,7 @@ import {
   randomBytes,
   wipe,
   x25519,
+  x25519NodeCrypto,
   x25519Noble,
   x25519PublicKey,
   xaeadOpen,
@@ -111,6 +112,33 @@ describe("ChaCha20-Poly1305 known answers", () => {
       const t = sealed.slice();
       t[bit >> 3] ^= 1 << (bit & 7);
       expect(aeadOpenOnce(key, 7, t, ad)).toBeNull();
+    }
+  });
+
+  test("the handshake AEADs use libsodium and agree with @noble/ciphers, also on views and empty inputs", () => {
+    expect(implementations.aead).toBe("libsodium");
+    const big = randomBytes(400);
+    for (const [ptLen, adLen] of [[0, 0], [0, 32], [1, 0], [32, 32], [190, 13]]) {
+      const k = big.subarray(3, 35);
+      const pt = big.subarray(40, 40 + ptLen);
+      const a = big.subarray(250, 250 + adLen);
+      const n12 = big.subarray(300, 312);
+      const n24 = big.subarray(320, 344);
+      const sealed = chacha20poly1305Raw(k, n12, pt, a);
+      expect(toHex(sealed)).toBe(toHex(chacha20poly1305(k, n12, a).encrypt(pt)));
+      const xsealed = xaeadSeal(k, n24, pt, a);
+      expect(toHex(xsealed)).toBe(toHex(xchacha20poly1305(k, n24, a).encrypt(pt)));
+      expect(toHex(xaeadOpen(k, n24, xsealed, a)!)).toBe(toHex(pt));
+      const wg = aeadSealOnce(k, 77, pt, a);
+      expect(toHex(aeadOpenOnce(k, 77, wg, a)!)).toBe(toHex(pt));
+      for (let bit = 0; bit < wg.length * 8; bit += 7) {
+        const bad = wg.slice();
+        bad[bit >> 3] ^= 1 << (bit & 7);
+        expect(aeadOpenOnce(k, 77, bad, a)).toBeNull();
+        const xbad = xsealed.slice();
+        xbad[bit >> 3] ^= 1 << (bit & 7);
+        expect(xaeadOpen(k, n24, xbad, a)).toBeNull();
+      }
     }
   });
 
@@ -465,36 +493,48 @@ describe("X25519", () => {
     expect(toHex(x25519(bobPriv, hex(alicePub))!)).toBe(shared);
   });
 
-  test("node:crypto is used and agrees with noble on random keys (also after cache eviction)", () => {
-    expect(implementations.x25519).toBe("node:crypto");
+  test("libsodium is used and agrees with noble and node:crypto on random keys", () => {
+    expect(implementations.x25519).toBe("libsodium");
     const privs = Array.from({ length: 7 }, () => randomBytes(32));
     const pubs = privs.map((p) => x25519PublicKey(p));
     for (let i = 0; i < privs.length; i++) {
       for (let j = 0; j < privs.length; j++) {
         const a = x25519(privs[i], pubs[j])!;
         expect(toHex(a)).toBe(toHex(x25519Noble(privs[i], pubs[j])!));
+        expect(toHex(a)).toBe(toHex(x25519NodeCrypto(privs[i], pubs[j])!));
         expect(toHex(a)).toBe(toHex(x25519(privs[j], pubs[i])!));
       }
     }
+    // Keys inside larger buffers (a view with an offset) are read from the right place.
+    const big = new Uint8Array(100);
+    big.set(privs[1], 7);
+    big.set(pubs[2], 50);
+    expect(toHex(x25519(big.subarray(7, 39), big.subarray(50, 82))!)).toBe(toHex(x25519(privs[1], pubs[2])!));
+  });
+
+  test("the node:crypto fallback's cache of imported private keys keeps its own copies", () => {
+    const privs = Array.from({ length: 4 }, () => randomBytes(32));
+    const pubs = privs.map((p) => x25519PublicKey(p));
     // A cached private key whose caller's copy is wiped must not be found by its old value.
     const p = privs[0].slice();
-    const before = toHex(x25519(p, pubs[1])!);
+    const before = toHex(x25519NodeCrypto(p, pubs[1])!);
     wipe(p);
-    expect(toHex(x25519(privs[0], pubs[1])!)).toBe(before);
+    expect(toHex(x25519NodeCrypto(privs[0], pubs[1])!)).toBe(before);
     forgetX25519Keys();
-    expect(toHex(x25519(privs[0], pubs[1])!)).toBe(before);
+    expect(toHex(x25519NodeCrypto(privs[0], pubs[1])!)).toBe(before);
     // The cache keeps its own copy even of a Buffer (whose slice() shares memory): wiping the
     // caller's Buffer must neither change the cache nor be changed by it.
     const bufPriv = Buffer.from(randomBytes(32));
-    x25519(bufPriv, pubs[2]);
+    x25519NodeCrypto(bufPriv, pubs[2]);
     bufPriv.fill(0);
-    expect(toHex(x25519(new Uint8Array(32), pubs[2])!)).toBe(toHex(x25519Noble(new Uint8Array(32), pubs[2])!));
+    expect(toHex(x25519NodeCrypto(new Uint8Array(32), pubs[2])!)).toBe(toHex(x25519Noble(new Uint8Array(32), pubs[2])!));
     const again = Buffer.from(randomBytes(32));
     const expected = toHex(x25519Noble(again, pubs[3])!);
-    expect(toHex(x25519(again, pubs[3])!)).toBe(expected); // cached now
-    for (let i = 0; i < 6; i++) x25519(randomBytes(32), pubs[3]); // evict everything
+    expect(toHex(x25519NodeCrypto(again, pubs[3])!)).toBe(expected); // cached now
+    for (let i = 0; i < 6; i++) x25519NodeCrypto(randomBytes(32), pubs[3]); // evict everything
     expect(toHex(again)).not.toBe("00".repeat(32));
-    expect(toHex(x25519(again, pubs[3])!)).toBe(expected);
+    expect(toHex(x25519NodeCrypto(again, pubs[3])!)).toBe(expected);
+    forgetX25519Keys();
   });
 
   test("low-order public keys give null (all-zero shared secret)", () => {
