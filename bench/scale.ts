@@ -205,9 +205,14 @@ async function drive(cli: Host, pid: number, jobFile: string) {
     openFds: openFds(pid),
     threads: threads(pid),
     settledRssMiB: 0,
+    /** Of which pages of the executable and libraries, and anonymous memory (heap, buffers). */
+    settledFileMiB: 0,
+    settledAnonMiB: 0,
   };
   await waitForLine(driver, "MARK settled", (SETTLE_SECONDS + 30) * 1000);
   afterConnect.settledRssMiB = statusMiB(pid, "VmRSS");
+  afterConnect.settledFileMiB = statusMiB(pid, "RssFile");
+  afterConnect.settledAnonMiB = statusMiB(pid, "RssAnon");
   const rateCpu: number[] = [];
   for (let run = 1; run <= config.rateRuns; run++) {
     await waitForLine(driver, `MARK rate-window-start ${run}`, 180_000);
@@ -374,7 +379,7 @@ const rateLine = (label: string, x: any) =>
 const connectLine = (label: string, x: any) =>
   `  ${label.padEnd(39)}${x.connect.completed}/${x.connect.peers} peers in ${fmt(x.connect.elapsedSeconds)} s ` +
   `(${x.connect.retries} retries; responder CPU ${fmt(x.responderCpuPercentDuringConnect)}%); afterwards RSS ${fmt(x.afterConnect.rssMiB)} MiB ` +
-  `(peak ${fmt(x.afterConnect.hwmMiB)}), ${SETTLE_SECONDS} s later ${fmt(x.afterConnect.settledRssMiB)} MiB; ${x.afterConnect.openFds} fds, ${x.afterConnect.threads} threads`;
+  `(peak ${fmt(x.afterConnect.hwmMiB)}), ${SETTLE_SECONDS} s later ${fmt(x.afterConnect.settledRssMiB)} MiB (${fmt(x.afterConnect.settledFileMiB)} file-backed, ${fmt(x.afterConnect.settledAnonMiB)} anonymous); ${x.afterConnect.openFds} fds, ${x.afterConnect.threads} threads`;
 const wg = r.wireguardGo;
 const table = [
   `wontun scale ${r.date} (${r.tools.wontun}), ${navigator.hardwareConcurrency} cores`,

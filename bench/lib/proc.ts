@@ -51,7 +51,7 @@ export function threadCpuDelta(before: Map<string, number>, after: Map<string, n
 }
 
 /** A field of /proc/PID/status in kB (VmHWM, VmRSS, ...), as MiB; NaN if unavailable. */
-export function statusMiB(pid: number, field: "VmHWM" | "VmRSS" | "VmPeak" | "VmSize"): number {
+export function statusMiB(pid: number, field: "VmHWM" | "VmRSS" | "VmPeak" | "VmSize" | "RssAnon" | "RssFile"): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);

@@ -29,10 +29,18 @@ class PairKey implements AeadKey {
 
 export class BySizeBackend implements AeadBackend {
   readonly name = "libsodium+libcrypto" as const;
+  /** Told once if the long backend cannot be loaded; long payloads then stay on the short one. */
+  onLongUnavailable: ((why: string) => void) | null = null;
+  private long: AeadBackend | null = null;
+  private longFailed = false;
 
+  /**
+   * `loadLong` runs on the first long payload, not before: loading and initialising OpenSSL
+   * costs ~4 MiB of RSS that a host whose peers only exchange short packets never needs.
+   */
   constructor(
     private readonly short: AeadBackend,
-    private readonly long: AeadBackend,
+    private readonly loadLong: () => AeadBackend | string,
   ) {}
 
   createKey(key: Uint8Array, use?: KeyUse): AeadKey {
@@ -41,20 +49,20 @@ export class BySizeBackend implements AeadBackend {
 
   seal(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): void {
     const k = key as PairKey;
-    if (len >= LONG_PAYLOAD && (k.long !== null || this.makeLong(k))) this.long.seal(k.long!, counter, buf, off, len);
+    if (len >= LONG_PAYLOAD && (k.long !== null || this.makeLong(k))) this.long!.seal(k.long!, counter, buf, off, len);
     else this.short.seal(k.short, counter, buf, off, len);
   }
 
   open(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): boolean {
     const k = key as PairKey;
-    if (len - 16 >= LONG_PAYLOAD && (k.long !== null || this.makeLong(k))) return this.long.open(k.long!, counter, buf, off, len);
+    if (len - 16 >= LONG_PAYLOAD && (k.long !== null || this.makeLong(k))) return this.long!.open(k.long!, counter, buf, off, len);
     return this.short.open(k.short, counter, buf, off, len);
   }
 
   destroyKey(key: AeadKey): void {
     const k = key as PairKey;
     this.short.destroyKey(k.short);
-    if (k.long !== null) this.long.destroyKey(k.long);
+    if (k.long !== null) this.long!.destroyKey(k.long);
     k.pending?.fill(0);
     k.pending = null;
   }
@@ -63,14 +71,27 @@ export class BySizeBackend implements AeadBackend {
   private makeLong(k: PairKey): boolean {
     const pending = k.pending;
     if (pending === null) return false; // destroyed, or an earlier attempt failed
+    const long = this.long ?? this.loadLongOnce();
+    if (long === null) return false;
     k.pending = null;
     try {
-      k.long = this.long.createKey(pending, k.use);
+      k.long = long.createKey(pending, k.use);
     } catch {
       return false;
     } finally {
       pending.fill(0);
     }
     return true;
+  }
+
+  private loadLongOnce(): AeadBackend | null {
+    if (this.longFailed) return null;
+    const long = this.loadLong();
+    if (typeof long === "string") {
+      this.longFailed = true;
+      this.onLongUnavailable?.(long);
+      return null;
+    }
+    return (this.long = long);
   }
 }

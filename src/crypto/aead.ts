@@ -1,7 +1,8 @@
 // ChaCha20-Poly1305 (RFC 8439) for the data path, as WireGuard uses it: a 32-byte key per session
 // direction, a 96-bit nonce of four zero bytes followed by the packet counter as a 64-bit
 // little-endian integer, and no associated data. Interchangeable backends, best first:
-// - "libsodium+libcrypto": libsodium for short payloads, OpenSSL for long ones (aead-by-size.ts);
+// - "libsodium+libcrypto": libsodium for short payloads, OpenSSL for long ones, loaded on the
+//   first long payload (aead-by-size.ts);
 // - "libsodium": one bun:ffi call per packet, the cheapest for short payloads and after idleness;
 // - "libcrypto": OpenSSL's EVP interface through bun:ffi, four calls but faster per byte;
 // - "noble": @noble/ciphers in pure JS, about ten times slower, when neither library loads.
@@ -46,9 +47,7 @@ let selected: AeadBackend | undefined;
 export function loadAeadBackend(name: BackendName): AeadBackend | string {
   if (name === "libsodium+libcrypto") {
     const short = loadLibsodiumBackend();
-    const long = loadLibcryptoBackend();
-    if (typeof short === "string" || typeof long === "string") return [short, long].filter((r) => typeof r === "string").join("; ");
-    return new BySizeBackend(short, long);
+    return typeof short === "string" ? short : new BySizeBackend(short, loadLibcryptoBackend);
   }
   if (name === "libsodium") return loadLibsodiumBackend();
   if (name === "libcrypto") return loadLibcryptoBackend();

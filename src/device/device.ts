@@ -60,6 +60,9 @@ const YIELD_EVERY_MS = 2;
 /** Heap compaction (see compactHeap): once the heap grew this much, at most this often. */
 const COMPACT_AFTER_GROWTH = 4 << 20;
 const COMPACT_EVERY_MS = 1000;
+/** ...or after this many handshake messages: their garbage is mostly small objects, which eden
+ *  collections keep out of heapSize() but which leave heap blocks partly used and kept. */
+const COMPACT_AFTER_HANDSHAKES = 128;
 
 export interface DeviceOptions {
   interfaceName: string;
@@ -117,6 +120,8 @@ export class Device implements ControlSink {
   /** JS heap size after the last compaction, and when that was (see compactHeap). */
   private heapAfterCompaction = 0;
   private lastCompaction = Number.NEGATIVE_INFINITY;
+  /** protocol.handshakeMessages at that time. */
+  private handshakesAtCompaction = 0;
   private stopping = false;
   private running: Promise<void> | null = null;
 
@@ -265,9 +270,7 @@ export class Device implements ControlSink {
         this.flushAllHeld(now);
       }
       if ((n === 0 && !busy) || now - lastYield >= YIELD_EVERY_MS) {
-        if (n === 0 && !busy && now - this.lastCompaction >= COMPACT_EVERY_MS && heapSize() > this.heapAfterCompaction + COMPACT_AFTER_GROWTH) {
-          this.compactHeap();
-        }
+        if (n === 0 && !busy && now - this.lastCompaction >= COMPACT_EVERY_MS && this.worthCompacting()) this.compactHeap();
         await yieldToEventLoop();
         yielded = true;
         lastYield = performance.now();
@@ -285,7 +288,14 @@ export class Device implements ControlSink {
    * peers this took RSS after all handshakes from ~100 to ~85 MiB. At most once per
    * COMPACT_EVERY_MS; a collection of a ~12 MB heap takes a few milliseconds.
    */
+  /** Enough control work since the last compaction: many handshakes, or much heap growth. */
+  private worthCompacting(): boolean {
+    const handshakes = this.protocol.handshakeMessages - this.handshakesAtCompaction;
+    return handshakes >= COMPACT_AFTER_HANDSHAKES || heapSize() > this.heapAfterCompaction + COMPACT_AFTER_GROWTH;
+  }
+
   private compactHeap(): void {
+    this.handshakesAtCompaction = this.protocol.handshakeMessages;
     const before = heapSize();
     const t0 = performance.now();
     Bun.gc(true);

@@ -45,6 +45,11 @@ export interface TunnelProtocol {
   /** Bytes it may append after an outgoing IP packet. */
   readonly tailroom: number;
   readonly result: ProtocolResult;
+  /**
+   * Handshake messages received or sent so far. Unlike the data path, handshakes may allocate:
+   * the device uses the count to decide when to hand freed memory back.
+   */
+  readonly handshakeMessages: number;
 
   /**
    * A datagram arrived from the sockaddr at source[sourceOffset] (struct sockaddr_in or _in6);

@@ -8,7 +8,7 @@ import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { BACKEND_NAMES, loadAeadBackend, selectAeadBackend, TAG_SIZE, type AeadBackend, type AeadKey } from "../../src/crypto/aead.ts";
 import { loadLibcryptoBackend } from "../../src/crypto/aead-libcrypto.ts";
 import { loadLibsodiumBackend } from "../../src/crypto/aead-libsodium.ts";
-import { LONG_PAYLOAD } from "../../src/crypto/aead-by-size.ts";
+import { BySizeBackend, LONG_PAYLOAD } from "../../src/crypto/aead-by-size.ts";
 import { nobleBackend } from "../../src/crypto/aead-noble.ts";
 import {
   aeadOpenOnce,
@@ -351,6 +351,33 @@ describe("data-path AEAD backends", () => {
     const fresh = bySize.createKey(keyBytes, "open");
     expect(bySize.open(fresh, 9, new Uint8Array(1400), 0, 1400)).toBe(false);
     for (const k of [sealer, opener, fresh]) bySize.destroyKey(k);
+  });
+
+  test("libsodium+libcrypto without libcrypto: told once, long payloads stay on libsodium", () => {
+    if (typeof libsodium === "string") return;
+    let loads = 0;
+    const told: string[] = [];
+    const backend = new BySizeBackend(libsodium, () => {
+      loads++;
+      return "cannot load libcrypto (test)";
+    });
+    backend.onLongUnavailable = (why) => told.push(why);
+    const keyBytes = range(32, 4);
+    const a = backend.createKey(keyBytes, "seal");
+    const b = backend.createKey(keyBytes, "open");
+    const buf = new Uint8Array(new ArrayBuffer(1500));
+    for (let counter = 0; counter < 3; counter++) {
+      buf.set(range(1400, counter));
+      backend.seal(a, counter, buf, 0, 1400);
+      const copy = buf.slice(0, 1416);
+      expect(libsodium.open(libsodium.createKey(keyBytes), counter, copy, 0, 1416)).toBe(true);
+      expect(backend.open(b, counter, buf, 0, 1416)).toBe(true);
+      expect(toHex(buf.subarray(0, 1400))).toBe(toHex(range(1400, counter)));
+    }
+    expect(loads).toBe(1);
+    expect(told).toEqual(["cannot load libcrypto (test)"]);
+    backend.destroyKey(a);
+    backend.destroyKey(b);
   });
 
   for (const native of backends.filter((b) => b.name !== "noble")) {

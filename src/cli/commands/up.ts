@@ -9,6 +9,7 @@ import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
 import { WireGuardProtocol } from "../../protocol/wireguard/protocol.ts";
 import type { TunnelProtocol } from "../../protocol/tunnel.ts";
 import { selectAeadBackend } from "../../crypto/aead.ts";
+import { BySizeBackend } from "../../crypto/aead-by-size.ts";
 import { encodeKey } from "../../crypto/keys.ts";
 import { peerLabel, type Config } from "../../config/model.ts";
 import { parseIntegerOption, rejectUnknownOptions } from "../args.ts";
@@ -62,7 +63,12 @@ function createProtocol(config: Config, log: Logger): TunnelProtocol {
       mtu: config.interface.mtu,
     });
     wg.onEvent = (peer, message) => log.debug(`peer ${labels[peer]}: ${message}`);
-    log.info(`WireGuard mode, public key ${encodeKey(wg.publicKey)}; ChaCha20-Poly1305 via ${aead.name}`);
+    let via: string = aead.name;
+    if (aead instanceof BySizeBackend) {
+      via = "libsodium, and libcrypto from the first long packet on";
+      aead.onLongUnavailable = (why) => log.warn(`libcrypto unavailable (${why}); long packets stay on libsodium`);
+    }
+    log.info(`WireGuard mode, public key ${encodeKey(wg.publicKey)}; ChaCha20-Poly1305 via ${via}`);
     return wg;
   }
   log.warn("wontun protocol: traffic is NOT encrypted or authenticated; use it only on networks you trust");

@@ -102,6 +102,7 @@ export class WireGuardProtocol implements TunnelProtocol {
   readonly result = new ProtocolResult();
   readonly counters = new WgCounters();
   readonly peers: WgPeer[];
+  handshakeMessages = 0;
 
   /** Debug hook for handshake events (never given secrets). */
   onEvent: ((peer: number, message: string) => void) | null = null;
@@ -182,6 +183,7 @@ export class WireGuardProtocol implements TunnelProtocol {
       this.counters.malformed++;
       return Outcome.Drop;
     }
+    this.handshakeMessages++;
     if (type === TYPE_COOKIE_REPLY) return this.receiveCookieReply(buf, offset, now);
     const mac1At = type === TYPE_INITIATION ? INITIATION_MAC1 : RESPONSE_MAC1;
     if (!this.checker.checkMac1(buf, offset, mac1At)) {
@@ -504,6 +506,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     peer.handshakeInitiated(now);
     this.noteDeadline(peer);
     this.event(peer, isRetry ? "handshake initiation resent" : "handshake initiation sent");
+    this.handshakeMessages++;
     sink.sendControl(peer.index, msg, 0, INITIATION_SIZE);
   }
 

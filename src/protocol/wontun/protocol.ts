@@ -33,6 +33,7 @@ export class WontunProtocol implements TunnelProtocol {
   readonly headroom = DATA_HEADER_SIZE;
   readonly tailroom = 0;
   readonly result = new ProtocolResult();
+  handshakeMessages = 0;
   readonly drops = new DropCounters();
   readonly sessions: WontunSession[];
 
@@ -78,6 +79,7 @@ export class WontunProtocol implements TunnelProtocol {
       result.length = payload;
       return Outcome.Deliver;
     }
+    this.handshakeMessages++;
     if (type === TYPE_HANDSHAKE_INIT) {
       const peer = this.peerByName.get(decodeInitName(buf, offset));
       if (peer === undefined) {
