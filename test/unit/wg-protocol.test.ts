@@ -30,6 +30,20 @@ describe("WireGuard protocol: sessions", () => {
     expect(seen).toContainEqual([TYPE_TRANSPORT, 16 + 32 + 16]);
   });
 
+  test("handshake messages are counted (the device compacts its heap by them), data is not", () => {
+    const { net, a, b } = wgPair();
+    a.send(0, "hello");
+    net.run(100);
+    // a: initiation sent, response received; b: initiation received.
+    expect(a.protocol.handshakeMessages).toBe(2);
+    expect(b.protocol.handshakeMessages).toBe(1);
+    for (let i = 0; i < 20; i++) a.send(0, `data ${i}`);
+    net.run(100);
+    expect(b.delivered.length).toBe(21);
+    expect(a.protocol.handshakeMessages).toBe(2);
+    expect(b.protocol.handshakeMessages).toBe(1);
+  });
+
   test("preshared key on both sides works; a mismatch never completes", () => {
     const psk = new Uint8Array(32).fill(7);
     const ok = wgPair({ psk });
