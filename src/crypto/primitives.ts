@@ -239,6 +239,7 @@ function nobleX25519Shared(priv: Uint8Array, pub: Uint8Array): Uint8Array | null
 }
 
 let x25519Checked = false;
+/** Set by whichever of x25519Impl() and aeadImpl() first finds libsodium usable. */
 let sodium: Libsodium | null = null;
 
 /** The first of libsodium, node:crypto and noble that passes RFC 7748 §5.2; settled once. */
@@ -328,7 +329,6 @@ function wgNonce(counter: number): Uint8Array {
 }
 
 let aeadChecked = false;
-let aeadLib: Libsodium | null = null;
 
 /** libsodium if it loads and agrees with @noble/ciphers on a sample of both constructions. */
 function aeadImpl(): "libsodium" | "noble" {
@@ -337,7 +337,7 @@ function aeadImpl(): "libsodium" | "noble" {
   implementations.aead = "noble";
   const lib = libsodium();
   if (typeof lib === "string") return "noble";
-  aeadLib = lib;
+  sodium = lib;
   const key = hexBytes("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
   const nonce = hexBytes("070000004041424344454647");
   const xnonce = hexBytes("404142434445464748494a4b4c4d4e4f5051525354555657");
@@ -359,8 +359,16 @@ function aeadImpl(): "libsodium" | "noble" {
   return (implementations.aead = "libsodium");
 }
 
+/** libsodium reads the key and nonce through bare pointers: their lengths are checked here. */
+function checkKeyAndNonce(xchacha: boolean, key: Uint8Array, nonce: Uint8Array): void {
+  if (key.length !== KEY_SIZE) throw new RangeError(`AEAD key must be ${KEY_SIZE} bytes, got ${key.length}`);
+  const nonceSize = xchacha ? 24 : 12;
+  if (nonce.length !== nonceSize) throw new RangeError(`AEAD nonce must be ${nonceSize} bytes, got ${nonce.length}`);
+}
+
 function sodiumSeal(xchacha: boolean, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
-  const lib = aeadLib!;
+  checkKeyAndNonce(xchacha, key, nonce);
+  const lib = sodium!;
   const seal = xchacha ? lib.crypto_aead_xchacha20poly1305_ietf_encrypt : lib.crypto_aead_chacha20poly1305_ietf_encrypt;
   const out = new Uint8Array(plaintext.length + TAG_SIZE);
   // Empty inputs are passed as NULL with length 0, which libsodium accepts.
@@ -369,8 +377,9 @@ function sodiumSeal(xchacha: boolean, key: Uint8Array, nonce: Uint8Array, plaint
 }
 
 function sodiumOpen(xchacha: boolean, key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
+  checkKeyAndNonce(xchacha, key, nonce);
   if (sealed.length < TAG_SIZE) return null;
-  const lib = aeadLib!;
+  const lib = sodium!;
   const open = xchacha ? lib.crypto_aead_xchacha20poly1305_ietf_decrypt : lib.crypto_aead_chacha20poly1305_ietf_decrypt;
   const out = new Uint8Array(sealed.length - TAG_SIZE);
   const ok = open(out.length ? out : null, null, null, sealed, sealed.length, ad.length ? ad : null, ad.length, nonce, key) === 0;

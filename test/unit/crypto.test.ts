@@ -142,6 +142,15 @@ describe("ChaCha20-Poly1305 known answers", () => {
     }
   });
 
+  test("the handshake AEADs refuse keys and nonces of the wrong size instead of reading past them", () => {
+    const k = randomBytes(32);
+    expect(() => chacha20poly1305Raw(k.subarray(0, 31), new Uint8Array(12), new Uint8Array(4), new Uint8Array(0))).toThrow(RangeError);
+    expect(() => chacha20poly1305Raw(k, new Uint8Array(11), new Uint8Array(4), new Uint8Array(0))).toThrow(RangeError);
+    expect(() => xaeadSeal(k, new Uint8Array(12), new Uint8Array(4), new Uint8Array(0))).toThrow(RangeError);
+    expect(() => xaeadOpen(k, new Uint8Array(23), new Uint8Array(20), new Uint8Array(0))).toThrow(RangeError);
+    expect(() => aeadOpenOnce(new Uint8Array(16), 0, new Uint8Array(20), new Uint8Array(0))).toThrow(RangeError);
+  });
+
   test("XChaCha20-Poly1305 round trip, AD binding and tamper refusal", () => {
     const k = range(32, 0x80);
     const n = range(24, 0x40);
