@@ -57,6 +57,8 @@ const TAILROOM = 32;
 const MAX_WAIT_MS = 1000;
 /** Longest stretch of packet work between two visits to Bun's event loop. */
 const YIELD_EVERY_MS = 2;
+/** Longest wait after a round that did work before Bun's event loop gets its turn (see loop). */
+const LINGER_MS = 1;
 /** Heap compaction (see compactHeap): once the heap grew this much, at most this often. */
 const COMPACT_AFTER_GROWTH = 4 << 20;
 const COMPACT_EVERY_MS = 1000;
@@ -237,16 +239,19 @@ export class Device implements ControlSink {
   private async loop(): Promise<void> {
     const epoll = this.epoll;
     const protocol = this.protocol;
-    // Bun's event loop (signals, timers) runs when we yield. We yield before every wait that may
-    // block, and after at most YIELD_EVERY_MS of work; after a round that did work we first peek
-    // (timeout 0), so a reply the kernel queued meanwhile goes out without a detour.
-    let yielded = true;
+    // Bun's event loop (signals, timers) runs when we yield: before a long wait, and after at
+    // most YIELD_EVERY_MS of work. After a round that did work the loop first lingers: a wait of
+    // at most LINGER_MS before any yield, so the answer to what we just sent (a ping's echo, a
+    // request's response) is handled at once, and the ~15-30 µs of Bun's event loop is spent
+    // when nothing is expected, not between our send and our sleep (on a small machine the peer
+    // we just woke may be waiting for this CPU). Once a wait ends with nothing to do, we yield.
+    let lingering = false;
     let lastYield = performance.now();
     while (!this.stopping) {
       let now = performance.now();
       const busy = this.tunPending || this.listenPending || this.pendingPeerCount > 0;
       const untilTimer = Math.ceil(protocol.nextDeadline() - now);
-      const timeout = busy || !yielded ? 0 : Math.max(0, Math.min(untilTimer, MAX_WAIT_MS));
+      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : MAX_WAIT_MS));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) {
         const token = epoll.token(i);
@@ -255,8 +260,8 @@ export class Device implements ControlSink {
         else this.markPeerPending(token - TOKEN_PEER_BASE);
       }
       now = performance.now();
-      // Time asleep is not work: the next yield is due YIELD_EVERY_MS after waking.
-      if (timeout > 0) lastYield = now;
+      // A long wait comes right after a yield, and time asleep is not work.
+      if (!lingering && timeout > 0) lastYield = now;
       this.tunWritten = false;
       if (this.listenPending) this.listenPending = !this.drainUdp(this.listen!.fd, now);
       if (this.pendingPeerCount > 0) this.drainPeers(now);
@@ -269,13 +274,14 @@ export class Device implements ControlSink {
         protocol.tick(now, this);
         this.flushAllHeld(now);
       }
-      if ((n === 0 && !busy) || now - lastYield >= YIELD_EVERY_MS) {
-        if (n === 0 && !busy && now - this.lastCompaction >= COMPACT_EVERY_MS && this.worthCompacting()) this.compactHeap();
+      const idle = n === 0 && !busy; // the wait ran out (or a signal interrupted it)
+      if (idle || now - lastYield >= YIELD_EVERY_MS) {
+        if (idle && now - this.lastCompaction >= COMPACT_EVERY_MS && this.worthCompacting()) this.compactHeap();
         await yieldToEventLoop();
-        yielded = true;
+        lingering = false;
         lastYield = performance.now();
       } else {
-        yielded = false;
+        lingering = true;
       }
     }
   }
