@@ -19,11 +19,10 @@ import {
   encodeSockaddr,
   sockaddrMatches,
 } from "../sys/sockaddr.ts";
-import { configureInterface, routesFor } from "../sys/netlink.ts";
 import { AllowedIps } from "../net/allowed-ips.ts";
 import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET, IPV6_DST_OFFSET, IPV6_SRC_OFFSET, ipVersion } from "../net/ip-packet.ts";
 import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
-import { parseIp, formatCidr } from "../net/ip.ts";
+import { parseIp } from "../net/ip.ts";
 import { Outcome, type ControlSink, type TunnelProtocol } from "../protocol/tunnel.ts";
 import { peerLabel, type Config } from "../config/model.ts";
 import type { Logger } from "../log.ts";
@@ -177,7 +176,10 @@ export class Device implements ControlSink {
     });
   }
 
-  /** Creates and configures the interface, opens the sockets, resolves endpoints. */
+  /**
+   * Creates the interface, opens the sockets, resolves endpoints. The interface's addresses and
+   * routes are the caller's business (src/host), as they are wg-quick's for wireguard-go.
+   */
   async start(): Promise<void> {
     const { config, log } = this;
     const iface = config.interface;
@@ -187,14 +189,7 @@ export class Device implements ControlSink {
       this.tunRead = new Uint8Array(new ArrayBuffer(TUN_READ_MAX));
       this.tunReadAddress = ptr(this.tunRead);
     }
-    const allowed = config.peers.flatMap((p) => p.allowedIps);
-    const routes = routesFor(iface.addresses, allowed);
-    configureInterface(this.tun.name, { mtu: iface.mtu, addresses: iface.addresses, routes });
-    log.info(
-      `interface ${this.tun.name} up: ${iface.addresses.map(formatCidr).join(", ")} mtu ${iface.mtu}` +
-        (routes.length ? `, routes ${routes.map(formatCidr).join(", ")}` : "") +
-        `; offloads ${formatOffloads(this.offloads)}${this.offloadsNote}`,
-    );
+    log.info(`interface ${this.tun.name} open; offloads ${formatOffloads(this.offloads)}${this.offloadsNote}`);
     this.listen = openUdpSocket({ port: iface.listenPort, fwmark: iface.fwmark, gro: this.offloads["udp-gro"] });
     log.info(`listening on UDP port ${this.listen.port}`);
     this.epoll.addReadable(this.tun.fd, TOKEN_TUN);

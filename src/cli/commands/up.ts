@@ -4,6 +4,8 @@ import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from "../../log.ts";
 import { Device } from "../../device/device.ts";
+import { applyInterface, planInterface } from "../../host/interface.ts";
+import { formatCidr } from "../../net/ip.ts";
 import { ALL_OFFLOADS, OFFLOAD_NAMES, parseOffloads, type Offloads } from "../../device/offloads.ts";
 import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
 import { WireGuardProtocol } from "../../protocol/wireguard/protocol.ts";
@@ -124,6 +126,12 @@ export const upCommand = defineCommand({
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     try {
       await device.start();
+      const plan = planInterface(config);
+      applyInterface(device.tun!.name, plan);
+      log.info(
+        `interface ${device.tun!.name} up: ${plan.addresses.map(formatCidr).join(", ")} mtu ${plan.mtu}` +
+          (plan.routes.length ? `, routes ${plan.routes.map(formatCidr).join(", ")}` : ""),
+      );
       log.info(`${config.peers.length} peer(s) configured; running`);
       await device.run();
     } finally {

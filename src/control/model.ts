@@ -1,0 +1,101 @@
+// The control plane's vocabulary: what a `set` asks to change (DeviceChange) and what a `get`
+// reports (DeviceStatus). The UAPI text codec, the control socket, config reload and `wontun show`
+// all speak these types; the operations API (device/operations.ts) applies and produces them.
+import type { Cidr } from "../net/ip.ts";
+import type { Endpoint } from "../net/endpoint.ts";
+import type { ConfigMode } from "../config/model.ts";
+
+/** A peer, never reused while the process lives (config order and array slots are not ids). */
+export type PeerId = number;
+
+/** One peer's part of a change. A WireGuard peer is named by publicKey, a wontun peer by name. */
+export interface PeerChange {
+  /** WireGuard mode: the peer's public key (32 bytes). null in wontun mode. */
+  publicKey: Uint8Array | null;
+  /** wontun mode: the peer's handshake name. "" in WireGuard mode unless a label is set. */
+  name: string;
+  /** remove=true: the peer goes (with its sessions and AllowedIPs). */
+  remove: boolean;
+  /** update_only=true: change the peer only if it exists; never create it. */
+  updateOnly: boolean;
+  /** undefined = unchanged; null = none (all-zero key on the wire). */
+  presharedKey?: Uint8Array | null;
+  /** undefined = unchanged. */
+  endpoint?: Endpoint;
+  /** Seconds, 0 = off; undefined = unchanged. */
+  persistentKeepalive?: number;
+  /** replace_allowed_ips=true: the peer's AllowedIPs become exactly `allowedIps`. */
+  replaceAllowedIps: boolean;
+  /** Prefixes to add (after the replace, if any), host bits cleared. */
+  allowedIps: Cidr[];
+}
+
+/** One `set` request: applied whole or not at all. */
+export interface DeviceChange {
+  /** undefined = unchanged; null = remove the key (all-zero on the wire). */
+  privateKey?: Uint8Array | null;
+  listenPort?: number;
+  /** 0 = none. */
+  fwmark?: number;
+  /** replace_peers=true: every peer not named in `peers` is removed. */
+  replacePeers: boolean;
+  peers: PeerChange[];
+}
+
+/** Wall-clock time of a peer's last completed handshake; both 0 = never (as wg reports it). */
+export interface HandshakeTime {
+  sec: number;
+  nsec: number;
+}
+
+export interface PeerStatus {
+  id: PeerId;
+  /** Name (wontun mode) or optional label (WireGuard mode, "" if none). */
+  name: string;
+  publicKey: Uint8Array | null;
+  presharedKey: Uint8Array | null;
+  endpoint: Endpoint | null;
+  persistentKeepalive: number;
+  allowedIps: Cidr[];
+  lastHandshake: HandshakeTime;
+  /** Datagram bytes received from / sent to this peer, handshakes included (`wg show transfer`). */
+  rxBytes: number;
+  txBytes: number;
+  /** Session state in words: "up", "handshaking", "no session" (WireGuard), the session state name (wontun). */
+  state: string;
+}
+
+export interface DeviceStatus {
+  mode: ConfigMode;
+  interfaceName: string;
+  /** WireGuard mode; null when unset or in wontun mode. */
+  privateKey: Uint8Array | null;
+  publicKey: Uint8Array | null;
+  /** wontun mode: this host's handshake name. */
+  name: string;
+  listenPort: number;
+  fwmark: number;
+  peers: PeerStatus[];
+  /** Datagrams and packets dropped, by reason (protocol and device counters), for `wontun show`. */
+  drops: Record<string, number>;
+}
+
+/** Why a `set` failed, with the errno the UAPI answers (wireguard-go's choices). */
+export class ControlError extends Error {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ControlError";
+  }
+}
+
+/** errno values the UAPI answers with (Linux numbering, as wireguard-go uses). */
+export const UAPI_EPERM = 1;
+export const UAPI_EIO = 5;
+export const UAPI_EBADMSG = 74;
+export const UAPI_EINVAL = 22;
+export const UAPI_EPROTO = 71;
+export const UAPI_EADDRINUSE = 98;
+export const UAPI_ENOMEM = 12;
