@@ -141,11 +141,12 @@ export class Lab {
     this.sentinelPid = Number(starter.stdout.toString().trim()) || 0;
   }
 
-  static async create(tag: string): Promise<Lab> {
+  /** `prefix` (default "wt") starts every namespace name, so concurrent suites can tell theirs apart. */
+  static async create(tag: string, prefix = "wt"): Promise<Lab> {
     if (!canRunIntegration) throw new Error("Lab needs root, /dev/net/tun and `ip` (check canRunIntegration)");
     const existing = await mustExec(["ip", "netns", "list"]);
     for (;;) {
-      const id = `wt${crypto.getRandomValues(new Uint8Array(2)).reduce((s, b) => s + b.toString(16).padStart(2, "0"), "")}`;
+      const id = `${prefix}${crypto.getRandomValues(new Uint8Array(2)).reduce((s, b) => s + b.toString(16).padStart(2, "0"), "")}`;
       if (!existing.split("\n").some((line) => line.startsWith(`${id}-`))) return new Lab(id, tag);
     }
   }
