@@ -37,11 +37,11 @@ export function measureInProcess(peerCount: number, handshakes: number): InProce
   const identities = Array.from({ length: peerCount }, () => staticKeyPair(generatePrivateKey()));
   const protocol = new WireGuardProtocol({
     privateKey: generatePrivateKey(),
-    peers: identities.map((id) => ({ publicKey: id.publicKey, presharedKey: null, persistentKeepaliveSeconds: 0 })),
+    peers: identities.map((id, i) => ({ id: i, publicKey: id.publicKey, presharedKey: null, persistentKeepaliveSeconds: 0 })),
     aead,
     mtu: 1420,
   });
-  const responder = new ResponderKeys(protocol.publicKey);
+  const responder = new ResponderKeys(protocol.publicKey!);
   const base = Date.now();
   const stamps = new Int32Array(peerCount);
 

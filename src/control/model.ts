@@ -4,9 +4,9 @@
 import type { Cidr } from "../net/ip.ts";
 import type { Endpoint } from "../net/endpoint.ts";
 import type { ConfigMode } from "../config/model.ts";
+import type { PeerId } from "../protocol/tunnel.ts";
 
-/** A peer, never reused while the process lives (config order and array slots are not ids). */
-export type PeerId = number;
+export type { PeerId } from "../protocol/tunnel.ts";
 
 /** One peer's part of a change. A WireGuard peer is named by publicKey, a wontun peer by name. */
 export interface PeerChange {

@@ -3,6 +3,20 @@
 // datagrams, outgoing IP packets and the clock; the protocol answers with an Outcome code and
 // fills `result`. Nothing here allocates per packet: `result` is one reused object.
 
+/**
+ * A peer: a number the operations layer assigns and never reuses while the process lives. It is
+ * neither a config position nor an array slot; protocols and the device key their state by it.
+ */
+export type PeerId = number;
+
+/** What a protocol knows of one peer, for status output. */
+export interface ProtocolPeerStatus {
+  /** The session in words ("up", "handshaking", "no session"; wontun: its state name). */
+  state: string;
+  /** Wall-clock ms of the last completed handshake; 0 = never. */
+  lastHandshakeWallMs: number;
+}
+
 /** What the device should do with what it just handed the protocol. */
 export const enum Outcome {
   /** Invalid, unknown or unwanted: drop it. */
@@ -25,7 +39,7 @@ export const enum Outcome {
 }
 
 export class ProtocolResult {
-  peer = -1;
+  peer: PeerId = -1;
   buffer: Uint8Array = new Uint8Array(0);
   offset = 0;
   length = 0;
@@ -33,7 +47,7 @@ export class ProtocolResult {
 
 /** Where timers and handshakes send their control datagrams. */
 export interface ControlSink {
-  sendControl(peer: number, buffer: Uint8Array, offset: number, length: number): void;
+  sendControl(peer: PeerId, buffer: Uint8Array, offset: number, length: number): void;
 }
 
 /** Milliseconds on a monotonic clock. */
@@ -68,15 +82,19 @@ export interface TunnelProtocol {
    * The IP packet in buffer[offset, offset+length) goes to `peer`; buffer has `headroom` bytes
    * free before offset and `tailroom` after. Returns Send, Hold or Drop.
    */
-  encapsulate(peer: number, buffer: Uint8Array, offset: number, length: number, now: Millis, sink: ControlSink): Outcome;
+  encapsulate(peer: PeerId, buffer: Uint8Array, offset: number, length: number, now: Millis, sink: ControlSink): Outcome;
   /** True once packets to `peer` can be encapsulated (held packets may be flushed). */
-  canSend(peer: number): boolean;
+  canSend(peer: PeerId): boolean;
   /** The device learnt or configured an endpoint for `peer`. */
-  endpointKnown(peer: number, now: Millis, sink: ControlSink): void;
+  endpointKnown(peer: PeerId, now: Millis, sink: ControlSink): void;
   /** Runs due timers (retransmits, keepalives). */
   tick(now: Millis, sink: ControlSink): void;
   /** When tick() next has work, or Infinity. */
   nextDeadline(): Millis;
-  /** A line of state for `peer`, for logs and status. */
-  describe(peer: number): string;
+  /** Forgets `peer`: its sessions are wiped and its indices retired. */
+  removePeer(peer: PeerId): void;
+  /** The session state of `peer`, for status output. */
+  peerStatus(peer: PeerId): ProtocolPeerStatus;
+  /** Datagrams dropped so far, by reason. */
+  drops(): Record<string, number>;
 }

@@ -56,7 +56,7 @@ export class WgSimHost implements ControlSink {
   boot(): void {
     this.protocol = new WireGuardProtocol({
       privateKey: this.privateKey,
-      peers: this.peers.map((p, i) => ({ publicKey: this.peerKeys[i], presharedKey: p.psk ?? null, persistentKeepaliveSeconds: p.keepalive ?? 0 })),
+      peers: this.peers.map((p, i) => ({ id: i, publicKey: this.peerKeys[i], presharedKey: p.psk ?? null, persistentKeepaliveSeconds: p.keepalive ?? 0 })),
       aead,
       mtu: 1420,
       random: seededBytes(this.name.length * 131 + this.net.now + this.address),

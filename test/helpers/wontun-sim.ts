@@ -39,7 +39,7 @@ export class SimHost implements ControlSink {
   boot(): void {
     this.protocol = new WontunProtocol(
       this.spec.name,
-      this.spec.peers.map((p) => ({ name: p.name, persistentKeepaliveSeconds: p.keepalive ?? 0 })),
+      this.spec.peers.map((p, i) => ({ id: i, name: p.name, persistentKeepaliveSeconds: p.keepalive ?? 0 })),
       seededRandom(this.spec.name.length * 7919 + this.net.now),
     );
     this.spec.peers.forEach((p, i) => {

@@ -131,7 +131,7 @@ describe("WireGuard protocol: sessions", () => {
       a.send(0, "through the storm");
       net.run(60_000, 50);
       expect(a.protocol.canSend(0)).toBe(true);
-      expect(b.protocol.canSend(0) || b.protocol.peers[0].next !== null).toBe(true);
+      expect(b.protocol.canSend(0) || b.protocol.peers.get(0)!.next !== null).toBe(true);
     }
   });
 
@@ -139,13 +139,13 @@ describe("WireGuard protocol: sessions", () => {
     const { net, a, b } = wgPair();
     a.send(0, "start");
     net.run(100);
-    const first = a.protocol.peers[0].current;
+    const first = a.protocol.peers.get(0)!.current;
     for (let t = 0; t < 130; t++) {
       a.send(0, `p${t}`);
       b.send(0, `q${t}`);
       net.run(1000, 100);
     }
-    expect(a.protocol.peers[0].current).not.toBe(first);
+    expect(a.protocol.peers.get(0)!.current).not.toBe(first);
     expect(b.delivered.length).toBe(131);
     expect(a.delivered.length).toBe(130);
     expect(REKEY_AFTER_TIME).toBe(120_000);
@@ -155,13 +155,13 @@ describe("WireGuard protocol: sessions", () => {
     const { net, a, b } = wgPair();
     a.send(0, "x");
     net.run(100);
-    const kp = b.protocol.peers[0].current!;
+    const kp = b.protocol.peers.get(0)!.current!;
     net.run(REJECT_AFTER_TIME + 1000, 1000);
     expect(b.protocol.canSend(0)).toBe(true); // still installed ...
     expect(b.send(0, "late")).toBe(Outcome.Hold); // ... but too old to use
     net.hosts.delete("a");
     net.run(600_000, 5000);
-    expect(b.protocol.peers[0].current).toBeNull();
+    expect(b.protocol.peers.get(0)!.current).toBeNull();
     void kp;
   });
 

@@ -30,8 +30,8 @@ describe("wontun session: the seed's blessed path", () => {
     const server = net.add({ name: "server", peers: [{ name: "client-A", endpoint: false }, { name: "client-B", endpoint: false }] });
     const b = net.add({ name: "client-B", peers: [{ name: "server", endpoint: true }] });
     net.run(100);
-    expect(b.protocol.sessions[0].remoteIndex).toBe(1);
-    expect(server.protocol.sessions[1].remoteIndex).toBe(0);
+    expect(b.protocol.sessions.get(0)!.remoteIndex).toBe(1);
+    expect(server.protocol.sessions.get(1)!.remoteIndex).toBe(0);
   });
 
   test("a server without endpoint sends nothing and holds nothing it cannot deliver", () => {
@@ -49,8 +49,8 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
       const { net, server, client } = clientServer(seed);
       net.loss = 0.3;
       net.run(30_000);
-      expect(client.protocol.sessions[0].canSend).toBe(true);
-      expect(server.protocol.sessions[0].canSend).toBe(true);
+      expect(client.protocol.sessions.get(0)!.canSend).toBe(true);
+      expect(server.protocol.sessions.get(0)!.canSend).toBe(true);
     });
   }
 
@@ -58,7 +58,7 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
     const { net, client, server } = clientServer(9);
     net.loss = 0.7;
     net.run(80_000);
-    expect(client.protocol.sessions[0].canSend && server.protocol.sessions[0].canSend).toBe(true);
+    expect(client.protocol.sessions.get(0)!.canSend && server.protocol.sessions.get(0)!.canSend).toBe(true);
   });
 
   test("retransmits back off: 1 s, 2 s, 4 s, 8 s, 8 s ... and stop after 90 s", () => {
@@ -87,7 +87,7 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
     expect(client.sendData("server", "after restart")).toBe(true);
     net.run(200);
     expect(server.delivered).toEqual(["after restart"]);
-    expect(server.protocol.sessions[0].canSend).toBe(true);
+    expect(server.protocol.sessions.get(0)!.canSend).toBe(true);
     expect(server.sendData("client-A", "reply")).toBe(true);
     net.run(100);
     expect(client.delivered).toEqual(["reply"]);
@@ -117,8 +117,8 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
     client.sendData("server", "back");
     net.run(20_000);
     expect(server.delivered).toContain("back");
-    expect(server.protocol.sessions[0].canSend).toBe(true);
-    expect(client.protocol.sessions[0].canSend).toBe(true);
+    expect(server.protocol.sessions.get(0)!.canSend).toBe(true);
+    expect(client.protocol.sessions.get(0)!.canSend).toBe(true);
   });
 
   test("both sides have endpoints and initiate at once: no deadlock", () => {
@@ -143,7 +143,7 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
       const a = net.add({ name: "A", peers: [{ name: "B", endpoint: true }] });
       const b = net.add({ name: "B", peers: [{ name: "A", endpoint: true }] });
       net.run(30_000);
-      expect(a.protocol.sessions[0].canSend && b.protocol.sessions[0].canSend).toBe(true);
+      expect(a.protocol.sessions.get(0)!.canSend && b.protocol.sessions.get(0)!.canSend).toBe(true);
     }
   });
 
@@ -163,24 +163,24 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
   test("a one-way flow gets a keepalive back within 10 s, so no needless re-handshake", () => {
     const { net, server, client } = clientServer();
     net.run(100);
-    const hs = client.protocol.sessions[0].lastHandshakeAt;
+    const hs = client.protocol.sessions.get(0)!.lastHandshakeAt;
     for (let i = 0; i < 30; i++) {
       client.sendData("server", `p${i}`);
       net.run(1000);
     }
     expect(server.delivered.length).toBe(30);
-    expect(client.protocol.sessions[0].lastHandshakeAt).toBe(hs);
+    expect(client.protocol.sessions.get(0)!.lastHandshakeAt).toBe(hs);
   });
 
   test("sent data and no answer for 15 s starts a new handshake", () => {
     const { net, client } = clientServer();
     net.run(100);
     net.hosts.delete("server");
-    const hs = client.protocol.sessions[0].lastHandshakeAt;
+    const hs = client.protocol.sessions.get(0)!.lastHandshakeAt;
     client.sendData("server", "anyone?");
     net.run(16_000);
     expect(client.protocol.stateName(0)).toBe("handshake-sent");
-    expect(client.protocol.sessions[0].lastHandshakeAt).toBe(hs);
+    expect(client.protocol.sessions.get(0)!.lastHandshakeAt).toBe(hs);
   });
 
   test("idle connected peers schedule no timers (no busy wake-ups)", () => {
@@ -197,7 +197,7 @@ describe("wontun protocol: hostile datagrams", () => {
   const sink = { sendControl() {} };
 
   test("unknown names, unknown indices and malformed sizes are dropped and counted", () => {
-    const p = new WontunProtocol("server", [{ name: "client-A", persistentKeepaliveSeconds: 0 }]);
+    const p = new WontunProtocol("server", [{ id: 0, name: "client-A", persistentKeepaliveSeconds: 0 }]);
     const buf = new Uint8Array(200);
     writeHandshakeInit(buf, 0, 0, encodeName("mallory"));
     expect(p.receive(buf, 0, 105, SRC, 0, 0, sink)).toBe(Outcome.Drop);
@@ -210,9 +210,9 @@ describe("wontun protocol: hostile datagrams", () => {
     expect(p.receive(buf, 0, 9, SRC, 0, 0, sink)).toBe(Outcome.Drop);
     expect(p.receive(buf, 0, 10, SRC, 0, 0, sink)).toBe(Outcome.Drop);
     expect(p.receive(buf, 0, 0, SRC, 0, 0, sink)).toBe(Outcome.Drop);
-    expect(p.drops.unknownName).toBe(1);
-    expect(p.drops.unknownIndex).toBe(3);
-    expect(p.drops.malformed).toBe(1);
+    expect(p.counters.unknownName).toBe(1);
+    expect(p.counters.unknownIndex).toBe(3);
+    expect(p.counters.malformed).toBe(1);
   });
 
   test("a Response nobody asked for is dropped and does not touch a connected session", () => {
@@ -222,13 +222,13 @@ describe("wontun protocol: hostile datagrams", () => {
     forged[0] = 2;
     forged.set([7, 0, 0, 0, 0, 0, 0, 0], 1); // assigned 7, echoes our index 0
     expect(client.protocol.receive(forged, 0, 9, SRC, 0, net.now, client)).toBe(Outcome.Drop);
-    expect(client.protocol.sessions[0].remoteIndex).toBe(0);
-    expect(client.protocol.drops.unexpected).toBe(1);
+    expect(client.protocol.sessions.get(0)!.remoteIndex).toBe(0);
+    expect(client.protocol.counters.unexpected).toBe(1);
     expect(server.connected("client-A")).toBe(true);
   });
 
   test("random bytes never throw and never deliver to an unknown peer", () => {
-    const p = new WontunProtocol("server", [{ name: "client-A", persistentKeepaliveSeconds: 0 }]);
+    const p = new WontunProtocol("server", [{ id: 0, name: "client-A", persistentKeepaliveSeconds: 0 }]);
     let seed = 42;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
     const buf = new Uint8Array(2000);

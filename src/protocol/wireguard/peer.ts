@@ -10,6 +10,8 @@ import {
 import { CookieJar } from "./cookie.ts";
 import type { Keypair } from "./keypair.ts";
 import type { IKInitiator } from "./noise.ts";
+import { MAX_COUNTER } from "./replay.ts";
+import type { PeerId } from "../tunnel.ts";
 
 const OFF = Number.POSITIVE_INFINITY;
 
@@ -24,6 +26,9 @@ export class PendingHandshake {
 
 export class WgPeer {
   readonly cookies: CookieJar;
+  /** 32 zero bytes when none (Noise mixes it in either way). */
+  presharedKey: Uint8Array;
+  persistentKeepaliveMs: number;
   hasEndpoint = false;
 
   current: Keypair | null = null;
@@ -51,13 +56,32 @@ export class WgPeer {
   deadline = OFF;
 
   constructor(
-    readonly index: number,
+    readonly id: PeerId,
     readonly publicKey: Uint8Array,
-    readonly presharedKey: Uint8Array,
-    readonly persistentKeepaliveMs: number,
+    presharedKey: Uint8Array,
+    persistentKeepaliveMs: number,
     private readonly jitter: () => number,
   ) {
+    this.presharedKey = presharedKey;
+    this.persistentKeepaliveMs = persistentKeepaliveMs;
     this.cookies = new CookieJar(publicKey);
+  }
+
+  /** A new persistent keepalive interval (0 = off), counted from now. */
+  setPersistentKeepalive(ms: number, now: number): void {
+    this.persistentKeepaliveMs = ms;
+    this.persistentKeepaliveAt = ms > 0 ? now + ms : OFF;
+    this.updateDeadline();
+  }
+
+  /**
+   * Our static key changed: the sessions were made with the old one, so none may send any more
+   * (the next packet starts a handshake); they still open what the peer sends until replaced.
+   */
+  expireSending(): void {
+    if (this.current) this.current.sendCounter = MAX_COUNTER;
+    if (this.next) this.next.sendCounter = MAX_COUNTER;
+    this.lastHandshakeSentAt = Number.NEGATIVE_INFINITY;
   }
 
   // ---- timer events (wireguard-go's timers.go) -----------------------------------------------

@@ -3,9 +3,9 @@
 // the timers, all driven by datagrams, outgoing packets and the clock handed in by the device.
 import type { AeadBackend } from "../../crypto/aead.ts";
 import { publicKeyOf } from "../../crypto/keys.ts";
-import { randomBytes, x25519 } from "../../crypto/primitives.ts";
+import { constantTimeEqual, randomBytes, x25519 } from "../../crypto/primitives.ts";
 import { ipTotalLength, ipVersion } from "../../net/ip-packet.ts";
-import { Outcome, ProtocolResult, type ControlSink, type TunnelProtocol } from "../tunnel.ts";
+import { Outcome, ProtocolResult, type ControlSink, type PeerId, type ProtocolPeerStatus, type TunnelProtocol } from "../tunnel.ts";
 import {
   CONSTRUCTION,
   HANDSHAKE_INITIATION_RATE,
@@ -62,14 +62,23 @@ const EMPTY = new Uint8Array(0);
 const ZERO_KEY = new Uint8Array(32);
 
 export interface WgPeerSpec {
+  id: PeerId;
   publicKey: Uint8Array;
   presharedKey: Uint8Array | null;
   persistentKeepaliveSeconds: number;
 }
 
+/** What may change on a running peer (undefined = unchanged; a null key = none). */
+export interface WgPeerUpdate {
+  presharedKey?: Uint8Array | null;
+  persistentKeepaliveSeconds?: number;
+}
+
 export interface WireGuardOptions {
-  privateKey: Uint8Array;
-  peers: WgPeerSpec[];
+  /** null: no key yet (the userspace API sets one later); no handshakes until then. */
+  privateKey: Uint8Array | null;
+  /** Peers to start with; more come and go through addPeer/removePeer. */
+  peers?: WgPeerSpec[];
   aead: AeadBackend;
   /** Interface MTU: packets are padded to a multiple of 16 but never beyond it. */
   mtu: number;
@@ -94,6 +103,8 @@ export class WgCounters {
   replayedData = 0;
   expiredKeypair = 0;
   badInnerPacket = 0;
+  /** Handshake messages while no private key is set. */
+  noPrivateKey = 0;
 }
 
 export class WireGuardProtocol implements TunnelProtocol {
@@ -101,18 +112,20 @@ export class WireGuardProtocol implements TunnelProtocol {
   readonly tailroom = PADDING_MULTIPLE - 1 + TAG_SIZE;
   readonly result = new ProtocolResult();
   readonly counters = new WgCounters();
-  readonly peers: WgPeer[];
+  readonly peers = new Map<PeerId, WgPeer>();
   handshakeMessages = 0;
 
   /** Debug hook for handshake events (never given secrets). */
-  onEvent: ((peer: number, message: string) => void) | null = null;
+  onEvent: ((peer: PeerId, message: string) => void) | null = null;
 
-  private readonly identity: StaticKeyPair;
+  /** Our static key pair; null until a private key is set (then every handshake is dropped). */
+  private identity: StaticKeyPair | null = null;
   private readonly aead: AeadBackend;
   private readonly mtu: number;
   private readonly random: (n: number) => Uint8Array;
   private readonly wallClock: () => number;
-  private readonly checker: CookieChecker;
+  private checker: CookieChecker | null = null;
+  private readonly jitter: () => number;
   private readonly limiter = new RateLimiter();
   private readonly peerByKey = new Map<string, WgPeer>();
   /** Our session indices: a keypair (transport, cookie replies) or a handshake in flight. */
@@ -126,28 +139,85 @@ export class WireGuardProtocol implements TunnelProtocol {
   private lastLimiterGc = 0;
 
   constructor(options: WireGuardOptions) {
-    this.identity = { privateKey: options.privateKey, publicKey: publicKeyOf(options.privateKey) };
     this.aead = options.aead;
     this.mtu = options.mtu;
     this.random = options.random ?? randomBytes;
     this.wallClock = options.wallClock ?? Date.now;
-    this.checker = new CookieChecker(this.identity.publicKey, this.random);
-    const jitter = WgPeer.jitter(() => this.random(1)[0] / 256);
-    this.peers = options.peers.map((spec, i) => {
-      const peer = new WgPeer(
-        i,
-        spec.publicKey,
-        spec.presharedKey ?? ZERO_KEY,
-        spec.persistentKeepaliveSeconds * 1000,
-        jitter,
-      );
-      this.peerByKey.set(keyId(spec.publicKey), peer);
-      return peer;
-    });
+    this.jitter = WgPeer.jitter(() => this.random(1)[0] / 256);
+    if (options.privateKey) this.setPrivateKey(options.privateKey);
+    for (const spec of options.peers ?? []) this.addPeer(spec);
   }
 
-  get publicKey(): Uint8Array {
-    return this.identity.publicKey;
+  /** Our public key; null while no private key is set. */
+  get publicKey(): Uint8Array | null {
+    return this.identity?.publicKey ?? null;
+  }
+
+  get privateKey(): Uint8Array | null {
+    return this.identity?.privateKey ?? null;
+  }
+
+  // ---- peers and keys come and go (the operations layer calls these) ------------------------
+
+  /** Adds a peer; its public key must not belong to another peer. */
+  addPeer(spec: WgPeerSpec): void {
+    const id = keyId(spec.publicKey);
+    if (this.peers.has(spec.id) || this.peerByKey.has(id)) throw new Error(`peer ${spec.id} or its public key exists already`);
+    const peer = new WgPeer(spec.id, spec.publicKey, spec.presharedKey ?? ZERO_KEY, spec.persistentKeepaliveSeconds * 1000, this.jitter);
+    this.peers.set(spec.id, peer);
+    this.peerByKey.set(id, peer);
+  }
+
+  removePeer(peerId: PeerId): void {
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    this.wipePeer(peer);
+    this.peers.delete(peerId);
+    this.peerByKey.delete(keyId(peer.publicKey));
+  }
+
+  /** The peer whose public key is `key`, if any. */
+  peerByPublicKey(key: Uint8Array): PeerId | null {
+    return this.peerByKey.get(keyId(key))?.id ?? null;
+  }
+
+  /**
+   * Changes what a running peer uses for its next handshake and keepalives; its current session
+   * goes on (a new PSK takes effect at the next handshake, as in wireguard-go).
+   */
+  updatePeer(peerId: PeerId, update: WgPeerUpdate, now: number, sink: ControlSink): void {
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    if (update.presharedKey !== undefined) peer.presharedKey = update.presharedKey ?? ZERO_KEY;
+    if (update.persistentKeepaliveSeconds !== undefined) {
+      const wasOff = peer.persistentKeepaliveMs === 0;
+      peer.setPersistentKeepalive(update.persistentKeepaliveSeconds * 1000, now);
+      // Turned on: keep the NAT mapping open from now on, as wireguard-go does.
+      if (wasOff && peer.persistentKeepaliveMs > 0 && peer.hasEndpoint) this.sendKeepalive(peer, now, sink);
+      this.noteDeadline(peer);
+    }
+  }
+
+  /**
+   * A new static key (null: none). What depends on it is redone, as wireguard-go's
+   * SetPrivateKey does: the cookie checker, every peer's cached DH, and the sessions, which
+   * may no longer be used to send (the next packet starts a handshake). A peer whose public key
+   * is our new one cannot be a peer: its id is returned, for the caller to remove.
+   */
+  setPrivateKey(privateKey: Uint8Array | null): PeerId[] {
+    const current = this.identity?.privateKey;
+    if (privateKey && current && constantTimeEqual(privateKey, current)) return [];
+    if (!privateKey && !current) return [];
+    this.identity = privateKey ? { privateKey: privateKey.slice(), publicKey: publicKeyOf(privateKey) } : null;
+    this.checker = this.identity ? new CookieChecker(this.identity.publicKey, this.random) : null;
+    const clashing: PeerId[] = [];
+    for (const peer of this.peers.values()) {
+      peer.staticStatic = undefined;
+      this.dropPending(peer);
+      peer.expireSending();
+      if (this.identity && constantTimeEqual(peer.publicKey, this.identity.publicKey)) clashing.push(peer.id);
+    }
+    return clashing;
   }
 
   /**
@@ -156,7 +226,7 @@ export class WireGuardProtocol implements TunnelProtocol {
    * is then refused, as without the cache).
    */
   private staticStatic(peer: WgPeer): Uint8Array | null {
-    if (peer.staticStatic === undefined) peer.staticStatic = x25519(this.identity.privateKey, peer.publicKey);
+    if (peer.staticStatic === undefined) peer.staticStatic = x25519(this.identity!.privateKey, peer.publicKey);
     return peer.staticStatic;
   }
 
@@ -185,16 +255,21 @@ export class WireGuardProtocol implements TunnelProtocol {
     }
     this.handshakeMessages++;
     if (type === TYPE_COOKIE_REPLY) return this.receiveCookieReply(buf, offset, now);
+    const checker = this.checker;
+    if (checker === null) {
+      this.counters.noPrivateKey++;
+      return Outcome.Drop;
+    }
     const mac1At = type === TYPE_INITIATION ? INITIATION_MAC1 : RESPONSE_MAC1;
-    if (!this.checker.checkMac1(buf, offset, mac1At)) {
+    if (!checker.checkMac1(buf, offset, mac1At)) {
       this.counters.badMac1++;
       return Outcome.Drop;
     }
     if (this.underLoad(now)) {
       const source = sockaddrKey(sourceBuf, sourceOffset);
-      if (!this.checker.checkMac2(buf, offset, mac1At, source, now)) {
+      if (!checker.checkMac2(buf, offset, mac1At, source, now)) {
         const sender = readU32(buf, offset + (type === TYPE_INITIATION ? INITIATION_SENDER : RESPONSE_SENDER));
-        const n = this.checker.createReply(buf, offset, mac1At, sender, source, now, this.control);
+        const n = checker.createReply(buf, offset, mac1At, sender, source, now, this.control);
         this.counters.cookiesSent++;
         return this.replyToSource(n);
       }
@@ -240,7 +315,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     }
     const peer = keypair.peer;
     const result = this.result;
-    result.peer = peer.index;
+    result.peer = peer.id;
     if (keypair === peer.next) this.confirm(peer);
     // An initiator renews its session before the responder would stop accepting it.
     if (peer.current === keypair && keypair.isInitiator && now - keypair.createdAt >= REKEY_ON_RECEIVE_AFTER) {
@@ -268,7 +343,7 @@ export class WireGuardProtocol implements TunnelProtocol {
   }
 
   private receiveInitiation(buf: Uint8Array, offset: number, now: number): Outcome {
-    const responder = new IKResponder(CONSTRUCTION, IDENTIFIER, this.identity, this.staticStaticOf);
+    const responder = new IKResponder(CONSTRUCTION, IDENTIFIER, this.identity!, this.staticStaticOf);
     const timestamp = responder.readMessage1(buf.subarray(offset + INITIATION_NOISE, offset + INITIATION_NOISE + INITIATION_NOISE_SIZE));
     const peer = responder.rs ? this.peerByKey.get(keyId(responder.rs)) : undefined;
     if (responder.rs && !peer) {
@@ -318,7 +393,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     this.noteDeadline(peer);
     this.event(peer, "handshake initiation received; response sent");
     const result = this.result;
-    result.peer = peer.index;
+    result.peer = peer.id;
     result.buffer = msg;
     result.offset = 0;
     result.length = RESPONSE_SIZE;
@@ -350,7 +425,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     peer.handshakeComplete(this.wallClock());
     this.event(peer, "handshake complete (we initiated)");
     const result = this.result;
-    result.peer = peer.index;
+    result.peer = peer.id;
     // Confirm the keys to the responder at once; held packets, if any, follow it.
     const n = this.buildKeepalive(peer, now);
     this.noteDeadline(peer);
@@ -375,8 +450,9 @@ export class WireGuardProtocol implements TunnelProtocol {
 
   // ---- packets out -------------------------------------------------------------------------
 
-  encapsulate(peerIndex: number, buf: Uint8Array, offset: number, length: number, now: number, sink: ControlSink): Outcome {
-    const peer = this.peers[peerIndex];
+  encapsulate(peerId: PeerId, buf: Uint8Array, offset: number, length: number, now: number, sink: ControlSink): Outcome {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return Outcome.Drop;
     const keypair = peer.current;
     if (keypair === null || now - keypair.createdAt >= REJECT_AFTER_TIME || keypair.sendCounter >= MAX_COUNTER) {
       this.initiate(peer, false, now, sink);
@@ -399,21 +475,21 @@ export class WireGuardProtocol implements TunnelProtocol {
     }
     this.noteDeadline(peer);
     const result = this.result;
-    result.peer = peerIndex;
+    result.peer = peerId;
     result.buffer = buf;
     result.offset = start;
     result.length = TRANSPORT_HEADER_SIZE + padded + TAG_SIZE;
     return Outcome.Send;
   }
 
-  canSend(peer: number): boolean {
-    const keypair = this.peers[peer].current;
+  canSend(peerId: PeerId): boolean {
+    const keypair = this.peers.get(peerId)?.current ?? null;
     return keypair !== null && keypair.sendCounter < MAX_COUNTER;
   }
 
-  endpointKnown(peerIndex: number, now: number, sink: ControlSink): void {
-    const peer = this.peers[peerIndex];
-    if (peer.hasEndpoint) return;
+  endpointKnown(peerId: PeerId, now: number, sink: ControlSink): void {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined || peer.hasEndpoint) return;
     peer.hasEndpoint = true;
     // A peer with a persistent keepalive is brought up at once, as wg does; others on demand.
     if (peer.persistentKeepaliveMs > 0) this.initiate(peer, false, now, sink);
@@ -423,7 +499,7 @@ export class WireGuardProtocol implements TunnelProtocol {
 
   tick(now: number, sink: ControlSink): void {
     let next = Number.POSITIVE_INFINITY;
-    for (const peer of this.peers) {
+    for (const peer of this.peers.values()) {
       if (peer.deadline <= now) this.runTimers(peer, now, sink);
       if (peer.deadline < next) next = peer.deadline;
     }
@@ -475,7 +551,7 @@ export class WireGuardProtocol implements TunnelProtocol {
   // ---- handshakes we start -----------------------------------------------------------------
 
   private initiate(peer: WgPeer, isRetry: boolean, now: number, sink: ControlSink): void {
-    if (!peer.hasEndpoint) return;
+    if (!peer.hasEndpoint || this.identity === null) return;
     if (!isRetry) peer.handshakeAttempts = 0;
     if (now - peer.lastHandshakeSentAt < REKEY_TIMEOUT) return;
     this.dropPending(peer);
@@ -507,19 +583,19 @@ export class WireGuardProtocol implements TunnelProtocol {
     this.noteDeadline(peer);
     this.event(peer, isRetry ? "handshake initiation resent" : "handshake initiation sent");
     this.handshakeMessages++;
-    sink.sendControl(peer.index, msg, 0, INITIATION_SIZE);
+    sink.sendControl(peer.id, msg, 0, INITIATION_SIZE);
   }
 
   private sendKeepalive(peer: WgPeer, now: number, sink: ControlSink): void {
     const n = this.buildKeepalive(peer, now);
-    if (n > 0) sink.sendControl(peer.index, this.control, 0, n);
+    if (n > 0) sink.sendControl(peer.id, this.control, 0, n);
     else this.initiate(peer, false, now, sink);
   }
 
   /** A keepalive (empty transport message) in the control buffer; 0 if there is no session. */
   private buildKeepalive(peer: WgPeer, now: number): number {
     const keypair = peer.current;
-    if (keypair === null || now - keypair.createdAt >= REJECT_AFTER_TIME) return 0;
+    if (keypair === null || now - keypair.createdAt >= REJECT_AFTER_TIME || keypair.sendCounter >= MAX_COUNTER) return 0;
     const msg = this.control;
     const counter = keypair.sendCounter++;
     writeType(msg, 0, TYPE_TRANSPORT);
@@ -623,15 +699,18 @@ export class WireGuardProtocol implements TunnelProtocol {
   }
 
   private event(peer: WgPeer, message: string): void {
-    this.onEvent?.(peer.index, message);
+    this.onEvent?.(peer.id, message);
   }
 
-  describe(peerIndex: number): string {
-    const peer = this.peers[peerIndex];
-    const parts: string[] = [];
-    parts.push(peer.current ? "session up" : peer.pending ? "handshaking" : "no session");
-    if (peer.lastHandshakeWallTime > 0) parts.push(`last handshake ${new Date(peer.lastHandshakeWallTime).toISOString()}`);
-    return parts.join(", ");
+  peerStatus(peerId: PeerId): ProtocolPeerStatus {
+    const peer = this.peers.get(peerId);
+    if (!peer) return { state: "unknown", lastHandshakeWallMs: 0 };
+    const state = peer.current ? "up" : peer.pending ? "handshaking" : "no session";
+    return { state, lastHandshakeWallMs: peer.lastHandshakeWallTime };
+  }
+
+  drops(): Record<string, number> {
+    return { ...this.counters };
   }
 }
 

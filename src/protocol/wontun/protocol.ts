@@ -1,7 +1,9 @@
 // The wontun protocol over all configured peers: finds the peer a datagram is for (by name for
 // HandshakeInit, by our index otherwise), drives its session, and builds the control messages.
-import { Outcome, ProtocolResult, type ControlSink, type TunnelProtocol } from "../tunnel.ts";
-import { Control, STATE_NAMES, WontunSession } from "./session.ts";
+// The index we give a peer on the wire is its PeerId: unique while we live, as the seed's
+// protocol needs (the seed used the peer's position in the config).
+import { Outcome, ProtocolResult, type ControlSink, type PeerId, type ProtocolPeerStatus, type TunnelProtocol } from "../tunnel.ts";
+import { Control, HandshakeState, STATE_NAMES, WontunSession } from "./session.ts";
 import {
   DATA_HEADER_SIZE,
   TYPE_DATA,
@@ -17,6 +19,7 @@ import {
 } from "./messages.ts";
 
 export interface WontunPeerSpec {
+  id: PeerId;
   name: string;
   persistentKeepaliveSeconds: number;
 }
@@ -34,38 +37,77 @@ export class WontunProtocol implements TunnelProtocol {
   readonly tailroom = 0;
   readonly result = new ProtocolResult();
   handshakeMessages = 0;
-  readonly drops = new DropCounters();
-  readonly sessions: WontunSession[];
+  readonly counters = new DropCounters();
+  readonly sessions = new Map<PeerId, WontunSession>();
 
-  private readonly nameField: Uint8Array;
-  private readonly peerByName = new Map<string, number>();
+  private nameField: Uint8Array;
+  private readonly peerByName = new Map<string, PeerId>();
+  private readonly names = new Map<PeerId, string>();
   private readonly control = new Uint8Array(new ArrayBuffer(128));
   private next = Number.POSITIVE_INFINITY;
 
   /** `onTransition` hears handshake state changes (for debug logs). */
-  onTransition: ((peer: number, from: string, to: string) => void) | null = null;
+  onTransition: ((peer: PeerId, from: string, to: string) => void) | null = null;
 
-  constructor(localName: string, peers: WontunPeerSpec[], random: () => number = Math.random) {
+  constructor(
+    localName: string,
+    peers: WontunPeerSpec[] = [],
+    private readonly random: () => number = Math.random,
+    /** Wall clock in ms, for the last-handshake time status reports; the monotonic `now` comes with each call. */
+    private readonly wallClock: () => number = Date.now,
+  ) {
     this.nameField = encodeName(localName);
-    this.sessions = peers.map((p, i) => {
-      encodeName(p.name); // validates length
-      this.peerByName.set(p.name, i);
-      return new WontunSession(i, p.persistentKeepaliveSeconds * 1000, random);
-    });
+    for (const spec of peers) this.addPeer(spec);
+  }
+
+  // ---- peers come and go (the operations layer calls these) ---------------------------------
+
+  addPeer(spec: WontunPeerSpec): void {
+    if (this.sessions.has(spec.id) || this.peerByName.has(spec.name)) throw new Error(`peer ${spec.id} or name ${spec.name} exists already`);
+    if (spec.id < 0 || spec.id > 0xffffffff) throw new Error(`peer id ${spec.id} does not fit the wire index`);
+    encodeName(spec.name); // validates length
+    this.peerByName.set(spec.name, spec.id);
+    this.names.set(spec.id, spec.name);
+    this.sessions.set(spec.id, new WontunSession(spec.id, spec.persistentKeepaliveSeconds * 1000, this.random));
+  }
+
+  removePeer(peer: PeerId): void {
+    const name = this.names.get(peer);
+    if (name === undefined) return;
+    this.sessions.delete(peer);
+    this.names.delete(peer);
+    this.peerByName.delete(name);
+  }
+
+  peerByNameOf(name: string): PeerId | null {
+    return this.peerByName.get(name) ?? null;
+  }
+
+  /** A new keepalive interval for a running peer; its session goes on. */
+  updatePeer(peer: PeerId, persistentKeepaliveSeconds: number): void {
+    const session = this.sessions.get(peer);
+    if (!session) return;
+    session.setPersistentKeepalive(persistentKeepaliveSeconds * 1000);
+    if (session.deadline < this.next) this.next = session.deadline;
+  }
+
+  /** The name we send in HandshakeInit (reload may change it); sessions go on. */
+  setLocalName(name: string): void {
+    this.nameField = encodeName(name);
   }
 
   receive(buf: Uint8Array, offset: number, length: number, _source: Uint8Array, _sourceOffset: number, now: number, sink: ControlSink): Outcome {
     const type = messageType(buf, offset, length);
     if (type === 0) {
-      if (length !== 0) this.drops.malformed++;
+      if (length !== 0) this.counters.malformed++;
       return Outcome.Drop;
     }
     const result = this.result;
     if (type === TYPE_DATA) {
       const peer = readU32(buf, offset + 1);
-      const session = this.sessions[peer];
+      const session = this.sessions.get(peer);
       if (session === undefined) {
-        this.drops.unknownIndex++;
+        this.counters.unknownIndex++;
         return Outcome.Drop;
       }
       result.peer = peer;
@@ -83,10 +125,10 @@ export class WontunProtocol implements TunnelProtocol {
     if (type === TYPE_HANDSHAKE_INIT) {
       const peer = this.peerByName.get(decodeInitName(buf, offset));
       if (peer === undefined) {
-        this.drops.unknownName++;
+        this.counters.unknownName++;
         return Outcome.Drop;
       }
-      const session = this.sessions[peer];
+      const session = this.sessions.get(peer)!;
       const before = session.state;
       session.onInit(readU32(buf, offset + 1), now);
       this.after(peer, session, before);
@@ -94,14 +136,14 @@ export class WontunProtocol implements TunnelProtocol {
     }
     // TYPE_HANDSHAKE_RESPONSE: sender_idx echoes the index we assigned, i.e. our peer index.
     const peer = readU32(buf, offset + 5);
-    const session = this.sessions[peer];
+    const session = this.sessions.get(peer);
     if (session === undefined) {
-      this.drops.unknownIndex++;
+      this.counters.unknownIndex++;
       return Outcome.Drop;
     }
     if (!session.expectsResponse()) {
       // Late duplicate, or forged: it must not reset a working session.
-      this.drops.unexpected++;
+      this.counters.unexpected++;
       return Outcome.Drop;
     }
     const before = session.state;
@@ -110,8 +152,9 @@ export class WontunProtocol implements TunnelProtocol {
     return this.reply(peer, control, now);
   }
 
-  encapsulate(peer: number, buf: Uint8Array, offset: number, length: number, now: number, sink: ControlSink): Outcome {
-    const session = this.sessions[peer];
+  encapsulate(peer: PeerId, buf: Uint8Array, offset: number, length: number, now: number, sink: ControlSink): Outcome {
+    const session = this.sessions.get(peer);
+    if (session === undefined) return Outcome.Drop;
     if (!session.canSend) {
       const before = session.state;
       this.emit(peer, session.onSend(true, now), now, sink);
@@ -130,13 +173,13 @@ export class WontunProtocol implements TunnelProtocol {
     return Outcome.Send;
   }
 
-  canSend(peer: number): boolean {
-    return this.sessions[peer].canSend;
+  canSend(peer: PeerId): boolean {
+    return this.sessions.get(peer)?.canSend ?? false;
   }
 
-  endpointKnown(peer: number, now: number, sink: ControlSink): void {
-    const session = this.sessions[peer];
-    if (session.hasEndpoint) return;
+  endpointKnown(peer: PeerId, now: number, sink: ControlSink): void {
+    const session = this.sessions.get(peer);
+    if (session === undefined || session.hasEndpoint) return;
     const before = session.state;
     this.emit(peer, session.endpointKnown(now), now, sink);
     this.after(peer, session, before);
@@ -144,9 +187,7 @@ export class WontunProtocol implements TunnelProtocol {
 
   tick(now: number, sink: ControlSink): void {
     let next = Number.POSITIVE_INFINITY;
-    const sessions = this.sessions;
-    for (let peer = 0; peer < sessions.length; peer++) {
-      const session = sessions[peer];
+    for (const [peer, session] of this.sessions) {
       for (let guard = 0; guard < 4 && session.deadline <= now; guard++) {
         const before = session.state;
         this.emit(peer, session.tick(now), now, sink);
@@ -161,18 +202,24 @@ export class WontunProtocol implements TunnelProtocol {
     return this.next;
   }
 
-  describe(peer: number): string {
-    const s = this.sessions[peer];
-    return `${STATE_NAMES[s.state]}${s.remoteIndex >= 0 ? ` remote-index=${s.remoteIndex}` : ""}`;
+  peerStatus(peer: PeerId): ProtocolPeerStatus {
+    const s = this.sessions.get(peer);
+    if (!s) return { state: "unknown", lastHandshakeWallMs: 0 };
+    return { state: STATE_NAMES[s.state], lastHandshakeWallMs: s.lastHandshakeWallMs };
   }
 
-  stateName(peer: number): string {
-    return STATE_NAMES[this.sessions[peer].state];
+  stateName(peer: PeerId): string {
+    const s = this.sessions.get(peer);
+    return s ? STATE_NAMES[s.state] : "unknown";
+  }
+
+  drops(): Record<string, number> {
+    return { ...this.counters };
   }
 
   /** Builds the control message into the shared control buffer; returns its length. */
-  private build(peer: number, control: Control): number {
-    const session = this.sessions[peer];
+  private build(peer: PeerId, control: Control): number {
+    const session = this.sessions.get(peer)!;
     switch (control) {
       case Control.Init:
         return writeHandshakeInit(this.control, 0, peer, this.nameField);
@@ -186,26 +233,27 @@ export class WontunProtocol implements TunnelProtocol {
     }
   }
 
-  private emit(peer: number, control: Control, now: number, sink: ControlSink): void {
+  private emit(peer: PeerId, control: Control, now: number, sink: ControlSink): void {
     if (control === Control.Nothing) return;
     const length = this.build(peer, control);
-    this.sessions[peer].sent(now);
+    this.sessions.get(peer)!.sent(now);
     sink.sendControl(peer, this.control, 0, length);
   }
 
-  private reply(peer: number, control: Control, now: number): Outcome {
+  private reply(peer: PeerId, control: Control, now: number): Outcome {
     const result = this.result;
     result.peer = peer;
     if (control === Control.Nothing) return Outcome.Accept;
     result.buffer = this.control;
     result.offset = 0;
     result.length = this.build(peer, control);
-    this.sessions[peer].sent(now);
+    this.sessions.get(peer)!.sent(now);
     return Outcome.Reply;
   }
 
-  private after(peer: number, session: WontunSession, before: number): void {
+  private after(peer: PeerId, session: WontunSession, before: number): void {
     if (session.deadline < this.next) this.next = session.deadline;
+    if (session.state === HandshakeState.Connected && before !== HandshakeState.Connected) session.lastHandshakeWallMs = this.wallClock();
     if (session.state !== before && this.onTransition) {
       this.onTransition(peer, STATE_NAMES[before], STATE_NAMES[session.state]);
     }

@@ -58,11 +58,20 @@ export class WontunSession {
   /** First data sent since we last heard from the peer. */
   private unansweredSince = NEVER;
 
+  /** Wall-clock ms when the session last became Connected (the protocol sets it); 0 = never. */
+  lastHandshakeWallMs = 0;
+
   constructor(
     readonly localIndex: number,
-    readonly persistentKeepaliveMs: number,
+    public persistentKeepaliveMs: number,
     private readonly random: () => number = Math.random,
   ) {}
+
+  /** A new keepalive interval (0 = off); the session goes on. */
+  setPersistentKeepalive(ms: number): void {
+    this.persistentKeepaliveMs = ms;
+    this.updateDeadline();
+  }
 
   get canSend(): boolean {
     return this.remoteIndex >= 0;
