@@ -4,7 +4,7 @@
 import { ptr } from "bun:ffi";
 import { cstr, errno, libc } from "./libc.ts";
 import {
-  EACCES, EADDRNOTAVAIL, EEXIST, EAGAIN, EINTR, ENODEV, EPERM, NEEDS_NET_ADMIN, SysError, errnoName,
+  EACCES, EADDRNOTAVAIL, EEXIST, EAGAIN, EINTR, ENODEV, ENOENT, EPERM, NEEDS_NET_ADMIN, SysError, errnoName,
 } from "./errno.ts";
 import { type Cidr, cidrContains, formatCidr, formatIp, maskAddress } from "../net/ip.ts";
 import { IFNAMSIZ, validateInterfaceName } from "./tun.ts";
@@ -31,6 +31,13 @@ const RTM_DELLINK = 17;
 const RTM_NEWADDR = 20;
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
+const RTM_GETROUTE = 26;
+const RTM_NEWRULE = 32;
+const RTM_DELRULE = 33;
+const RTM_GETRULE = 34;
+const NLMSG_DONE = 3;
+const NLM_F_MULTI = 0x2; // part of a multi-message answer (a dump)
+const NLM_F_DUMP = 0x300; // NLM_F_ROOT | NLM_F_MATCH: every object of the kind
 
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
@@ -88,6 +95,23 @@ const RT_SCOPE_NOWHERE = 255; // in a delete: match any scope
 const RTN_UNICAST = 1;
 const RTA_DST = 1; // attribute: destination address
 const RTA_OIF = 4; // attribute: u32 output interface index
+const RTA_PRIORITY = 6; // attribute: u32 route metric
+const RTA_TABLE = 15; // attribute: u32 table id (any table; rtm_table holds only 8 bits)
+const RT_TABLE_UNSPEC = 0;
+
+// --- struct fib_rule_hdr (12 bytes): RTM_*RULE payload (linux/fib_rules.h) -----------------
+const FRH_LEN = 12;
+const FRH_FAMILY = 0; // u8
+const FRH_TABLE = 4; // u8 table id when < 256
+const FRH_ACTION = 7; // u8 FR_ACT_*
+const FRH_FLAGS = 8; // u32 FIB_RULE_*
+const FR_ACT_TO_TBL = 1;
+const FIB_RULE_INVERT = 0x2;
+const FRA_PRIORITY = 6;
+const FRA_FWMARK = 10;
+const FRA_SUPPRESS_PREFIXLEN = 14;
+const FRA_TABLE = 15;
+const FRA_FWMASK = 16;
 
 // --- struct rtattr (4-byte header): attribute after the fixed payload ----------------------
 const RTA_HDRLEN = 4;
@@ -271,6 +295,81 @@ export class RtNetlink {
     return this.exchange(`delete route ${formatCidr({ address: dst, prefix: cidr.prefix })} dev ${interfaceName(ifindex)}`, ESRCH);
   }
 
+  /**
+   * Adds a device route for `cidr` in routing table `table` (any id, e.g. 51820). Returns false
+   * if a route to the same prefix with the same metric is already in that table (EEXIST).
+   */
+  addTableRoute(ifindex: number, cidr: Cidr, table: number): boolean {
+    const dst = maskAddress(cidr.address, cidr.prefix);
+    this.routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ifindex, cidr, dst, table);
+    return this.exchange(`add route ${formatCidr({ address: dst, prefix: cidr.prefix })} dev ${interfaceName(ifindex)} table ${table}`, EEXIST);
+  }
+
+  /** Deletes the route to `cidr` via the interface from table `table`; false if it was not there. */
+  deleteTableRoute(ifindex: number, cidr: Cidr, table: number): boolean {
+    const dst = maskAddress(cidr.address, cidr.prefix);
+    this.routeRequest(RTM_DELROUTE, 0, ifindex, cidr, dst, table);
+    return this.exchange(`delete route ${formatCidr({ address: dst, prefix: cidr.prefix })} dev ${interfaceName(ifindex)} table ${table}`, ESRCH);
+  }
+
+  /** Adds a policy routing rule (`ip rule add`); false if an identical rule exists (EEXIST). */
+  addRule(rule: RoutingRule): boolean {
+    this.ruleRequest(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, rule);
+    return this.exchange(`add rule ${describeRule(rule)}`, EEXIST);
+  }
+
+  /** Deletes the first rule matching `rule`'s attributes (`ip rule del`); false if none matched. */
+  deleteRule(rule: RoutingRule): boolean {
+    this.ruleRequest(RTM_DELRULE, 0, rule);
+    return this.exchange(`delete rule ${describeRule(rule)}`, ENOENT);
+  }
+
+  /** Every route of `family` (4 or 6) in every table, as the kernel lists them. */
+  listRoutes(family: 4 | 6): RouteEntry[] {
+    this.begin(RTM_GETROUTE, NLM_F_DUMP, RTMSG_LEN);
+    this.send.setUint8(NLMSG_HDRLEN + RTM_FAMILY, family === 6 ? AF_INET6 : AF_INET);
+    const out: RouteEntry[] = [];
+    this.dump(`list IPv${family} routes`, (at, end) => {
+      const attrs = this.attributes(at + RTMSG_LEN, end);
+      const dstLen = this.recv.getUint8(at + RTM_DST_LEN);
+      const dst = attrs.get(RTA_DST);
+      const table = attrs.get(RTA_TABLE);
+      const oif = attrs.get(RTA_OIF);
+      const metric = attrs.get(RTA_PRIORITY);
+      out.push({
+        family,
+        dst: { address: dst ? this.recvBuf.slice(dst, dst + (family === 6 ? 16 : 4)) : new Uint8Array(family === 6 ? 16 : 4), prefix: dstLen },
+        table: table !== undefined ? this.recv.getUint32(table, true) : this.recv.getUint8(at + RTM_TABLE),
+        oif: oif !== undefined ? this.recv.getUint32(oif, true) : 0,
+        metric: metric !== undefined ? this.recv.getUint32(metric, true) : 0,
+        type: this.recv.getUint8(at + RTM_TYPE),
+      });
+    });
+    return out;
+  }
+
+  /** Every policy routing rule of `family` (4 or 6), as `ip rule show` lists them. */
+  listRules(family: 4 | 6): RoutingRuleEntry[] {
+    this.begin(RTM_GETRULE, NLM_F_DUMP, FRH_LEN);
+    this.send.setUint8(NLMSG_HDRLEN + FRH_FAMILY, family === 6 ? AF_INET6 : AF_INET);
+    const out: RoutingRuleEntry[] = [];
+    this.dump(`list IPv${family} rules`, (at, end) => {
+      const attrs = this.attributes(at + FRH_LEN, end);
+      const u32 = (type: number) => { const a = attrs.get(type); return a === undefined ? undefined : this.recv.getUint32(a, true); };
+      const suppress = u32(FRA_SUPPRESS_PREFIXLEN);
+      out.push({
+        family,
+        table: u32(FRA_TABLE) ?? this.recv.getUint8(at + FRH_TABLE),
+        priority: u32(FRA_PRIORITY) ?? 0,
+        fwmark: u32(FRA_FWMARK),
+        invert: (this.recv.getUint32(at + FRH_FLAGS, true) & FIB_RULE_INVERT) !== 0,
+        // The kernel reports "no suppression" as -1 (0xffffffff).
+        suppressPrefixLength: suppress === undefined || suppress === 0xffffffff ? undefined : suppress,
+      });
+    });
+    return out;
+  }
+
   // --- request building -------------------------------------------------------------------
 
   private begin(type: number, flags: number, payloadLen: number): void {
@@ -294,7 +393,7 @@ export class RtNetlink {
     this.send.setUint32(at + IFI_CHANGE, change, true);
   }
 
-  private routeRequest(type: number, flags: number, ifindex: number, cidr: Cidr, dst: Uint8Array): void {
+  private routeRequest(type: number, flags: number, ifindex: number, cidr: Cidr, dst: Uint8Array, table = RT_TABLE_MAIN): void {
     const family = familyNumber(cidr);
     const adding = type === RTM_NEWROUTE;
     this.begin(type, flags, RTMSG_LEN);
@@ -303,7 +402,7 @@ export class RtNetlink {
     this.send.setUint8(at + RTM_DST_LEN, cidr.prefix);
     this.send.setUint8(at + RTM_SRC_LEN, 0);
     this.send.setUint8(at + RTM_TOS, 0);
-    this.send.setUint8(at + RTM_TABLE, RT_TABLE_MAIN);
+    this.send.setUint8(at + RTM_TABLE, table < 256 ? table : RT_TABLE_UNSPEC);
     // A delete leaves protocol and type 0 and scope NOWHERE: "match any".
     this.send.setUint8(at + RTM_PROTOCOL, adding ? RTPROT_BOOT : 0);
     this.send.setUint8(at + RTM_SCOPE, adding ? RT_SCOPE_LINK : RT_SCOPE_NOWHERE);
@@ -311,6 +410,23 @@ export class RtNetlink {
     this.send.setUint32(at + RTM_FLAGS, 0, true);
     if (cidr.prefix > 0) this.bytesAttr(RTA_DST, dst);
     this.u32Attr(RTA_OIF, ifindex);
+    if (table !== RT_TABLE_MAIN) this.u32Attr(RTA_TABLE, table);
+  }
+
+  private ruleRequest(type: number, flags: number, rule: RoutingRule): void {
+    this.begin(type, flags, FRH_LEN);
+    const at = NLMSG_HDRLEN;
+    this.send.setUint8(at + FRH_FAMILY, rule.family === 6 ? AF_INET6 : AF_INET);
+    this.send.setUint8(at + FRH_TABLE, rule.table < 256 ? rule.table : RT_TABLE_UNSPEC);
+    this.send.setUint8(at + FRH_ACTION, FR_ACT_TO_TBL);
+    this.send.setUint32(at + FRH_FLAGS, rule.invert ? FIB_RULE_INVERT : 0, true);
+    this.u32Attr(FRA_TABLE, rule.table);
+    if (rule.priority !== undefined) this.u32Attr(FRA_PRIORITY, rule.priority);
+    if (rule.fwmark !== undefined) {
+      this.u32Attr(FRA_FWMARK, rule.fwmark);
+      this.u32Attr(FRA_FWMASK, 0xffffffff);
+    }
+    if (rule.suppressPrefixLength !== undefined) this.u32Attr(FRA_SUPPRESS_PREFIXLEN, rule.suppressPrefixLength);
   }
 
   private attrHeader(type: number, dataLen: number): number {
@@ -368,6 +484,54 @@ export class RtNetlink {
     }
   }
 
+  /**
+   * Sends the built dump request and calls `each(payloadOffset, messageEnd)` for every message
+   * of the answer until NLMSG_DONE. The offsets index recvBuf and are valid only during the call.
+   */
+  private dump(op: string, each: (at: number, end: number) => void): void {
+    this.send.setUint32(NLH_LEN, this.length, true);
+    const sent = libc.sendto(this.fd, this.sendPtr, this.length, 0, this.kernelAddrPtr, SOCKADDR_NL_LEN);
+    if (sent < 0) throw new NetlinkError(`${op} (send)`, errno());
+    const seq = this.seq;
+    for (;;) {
+      const n = libc.recvfrom(this.fd, this.recvPtr, RECV_SIZE, 0, null, null);
+      if (n < 0) {
+        const code = errno();
+        if (code === EINTR) continue;
+        if (code === EAGAIN) throw new Error(`${op}: no answer from the kernel within ${REPLY_TIMEOUT_S}s`);
+        throw new NetlinkError(`${op} (receive)`, code);
+      }
+      for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
+        const len = this.recv.getUint32(off + NLH_LEN, true);
+        if (len < NLMSG_HDRLEN || off + len > n) break;
+        if (this.recv.getUint32(off + NLH_SEQ, true) === seq) {
+          const type = this.recv.getUint16(off + NLH_TYPE, true);
+          if (type === NLMSG_DONE) return;
+          if (type === NLMSG_ERROR) {
+            const code = -this.recv.getInt32(off + NLMSG_HDRLEN, true);
+            if (code === 0) return;
+            throw new NetlinkError(op, code, undefined, PERMISSION_HINTS[code]);
+          }
+          each(off + NLMSG_HDRLEN, off + len);
+          if (!(this.recv.getUint16(off + NLH_FLAGS, true) & NLM_F_MULTI)) return;
+        }
+        off += align4(len);
+      }
+    }
+  }
+
+  /** The attributes between `from` and `end` in recvBuf: type → offset of its data. */
+  private attributes(from: number, end: number): Map<number, number> {
+    const out = new Map<number, number>();
+    for (let at = from; at + RTA_HDRLEN <= end; ) {
+      const alen = this.recv.getUint16(at + RTA_LEN, true);
+      if (alen < RTA_HDRLEN || at + alen > end) break;
+      out.set(this.recv.getUint16(at + RTA_TYPE, true) & 0x3fff, at + RTA_HDRLEN);
+      at += align4(alen);
+    }
+    return out;
+  }
+
   /** The kernel's extended-ACK text in the error message at `off`, if it sent one. */
   private extAckMessage(off: number, len: number, flags: number): string | undefined {
     if (!(flags & NLM_F_ACK_TLVS)) return undefined;
@@ -388,6 +552,48 @@ export class RtNetlink {
     }
     return undefined;
   }
+}
+
+/** A policy routing rule that looks up `table`, as wg-quick adds them (`ip rule add ...`). */
+export interface RoutingRule {
+  family: 4 | 6;
+  table: number;
+  /** Omit to let the kernel pick (just before the first rule with a non-zero priority). */
+  priority?: number;
+  /** Match packets with this firewall mark (mask 0xffffffff). */
+  fwmark?: number;
+  /** `not`: the rule applies to packets that do NOT match its selectors. */
+  invert?: boolean;
+  /** Ignore answers from the table whose prefix is this long or shorter. */
+  suppressPrefixLength?: number;
+}
+
+/** A rule as the kernel lists it. */
+export interface RoutingRuleEntry extends RoutingRule {
+  priority: number;
+}
+
+/** A route as the kernel lists it (only the fields wontun looks at). */
+export interface RouteEntry {
+  family: 4 | 6;
+  dst: Cidr;
+  table: number;
+  /** Output interface index, 0 if none. */
+  oif: number;
+  metric: number;
+  /** RTN_* (1 unicast, 2 local, 3 broadcast, ...). */
+  type: number;
+}
+
+/** A rule in `ip rule`'s words, for messages: "not fwmark 0xca6c lookup 51820". */
+export function describeRule(rule: RoutingRule): string {
+  const parts = [`-${rule.family}`];
+  if (rule.priority !== undefined) parts.push(`priority ${rule.priority}`);
+  if (rule.invert) parts.push("not");
+  if (rule.fwmark !== undefined) parts.push(`fwmark 0x${rule.fwmark.toString(16)}`);
+  parts.push(`table ${rule.table === RT_TABLE_MAIN ? "main" : rule.table}`);
+  if (rule.suppressPrefixLength !== undefined) parts.push(`suppress_prefixlength ${rule.suppressPrefixLength}`);
+  return parts.join(" ");
 }
 
 export interface InterfaceSetup {
