@@ -9,6 +9,7 @@ const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
 export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLLET = 1 << 31;
@@ -38,6 +39,17 @@ export class Epoll {
   /** Watches `fd` for input, edge-triggered: the caller must drain it until EAGAIN. */
   addReadable(fd: number, token: number): void {
     this.ctlView.setUint32(0, EPOLLIN | EPOLLET, true);
+    this.ctlView.setUint32(DATA_OFFSET, token >>> 0, true);
+    this.ctlView.setUint32(DATA_OFFSET + 4, 0, true);
+    if (libc.epoll_ctl(this.fd, EPOLL_CTL_ADD, fd, ptr(this.ctlEvent)) < 0) fail("epoll_ctl(ADD)");
+  }
+
+  /**
+   * Watches `fd` for input and for room to write, edge-triggered: the caller drains input until
+   * EAGAIN and, after a short write, waits for the next event before writing again.
+   */
+  addReadWritable(fd: number, token: number): void {
+    this.ctlView.setUint32(0, EPOLLIN | EPOLLOUT | EPOLLET, true);
     this.ctlView.setUint32(DATA_OFFSET, token >>> 0, true);
     this.ctlView.setUint32(DATA_OFFSET + 4, 0, true);
     if (libc.epoll_ctl(this.fd, EPOLL_CTL_ADD, fd, ptr(this.ctlEvent)) < 0) fail("epoll_ctl(ADD)");

@@ -17,6 +17,8 @@ export const libc = dlopen("libc.so.6", {
   socket: { args: [i32, i32, i32], returns: i32 },
   bind: { args: [i32, ptr, u32], returns: i32 },
   connect: { args: [i32, ptr, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
