@@ -45,6 +45,29 @@ export interface InterfaceConfig {
   /** Curve25519 private key as written (not clamped), 32 bytes; non-null exactly in WireGuard mode. */
   privateKey: Uint8Array | null;
 }
+  /** wg-quick's additions (DNS, Table, SaveConfig, hooks); absent when the config has none. */
+  host?: HostSettings;
+}
+
+/** wg-quick's [Interface] additions, which `wontun up` acts on (src/host/setup.ts). */
+export interface HostSettings {
+  /** DNS = items that are IP addresses: the name servers. */
+  dns: string[];
+  /** DNS = items that are not IP addresses: search domains (as wg-quick splits them). */
+  dnsSearch: string[];
+  /** Table = as written ("off", "auto", a number or a name from rt_tables); null when absent. */
+  table: string | null;
+  saveConfig: boolean;
+  preUp: string[];
+  postUp: string[];
+  preDown: string[];
+  postDown: string[];
+}
+
+/** The host settings of `iface`, created empty on first use. */
+export function hostSettingsOf(iface: InterfaceConfig): HostSettings {
+  iface.host ??= { dns: [], dnsSearch: [], table: null, saveConfig: false, preUp: [], postUp: [], preDown: [], postDown: [] };
+  return iface.host;
 
 export interface PeerConfig {
   /** wontun mode: the peer's handshake name (required). WireGuard mode: optional label, "" when absent. */

@@ -18,6 +18,7 @@ import {
   MAX_PEER_NAME_BYTES,
   type PeerConfig,
   peerLabel,
+  hostSettingsOf,
 } from "./model.ts";
 
 export type ConfigFormat = "ini" | "toml";
@@ -82,9 +83,9 @@ export interface KeySpec<T> {
   apply(target: T, value: ValueReader, context: ApplyContext): void | boolean;
 }
 
-/** wg-quick's shell hooks: accepted (one command per line, repeatable), never run. */
-function hook(ini: string, toml: string): KeySpec<InterfaceConfig> {
-  return { ini, toml, repeat: true, warn: true, apply: (_t, v) => v.lines().length > 0 };
+/** wg-quick's shell hooks: one command per line, repeatable; `wontun up` runs them (src/host/hooks.ts). */
+function hook(ini: string, toml: string, field: "preUp" | "postUp" | "preDown" | "postDown"): KeySpec<InterfaceConfig> {
+  return { ini, toml, repeat: true, apply: (t, v) => { hostSettingsOf(t)[field] = v.lines(); } };
 }
 
 export const INTERFACE_KEYS: KeySpec<InterfaceConfig>[] = [
@@ -100,14 +101,14 @@ export const INTERFACE_KEYS: KeySpec<InterfaceConfig>[] = [
   },
   { ini: "MTU", toml: "mtu", apply: (t, v) => { t.mtu = v.integer(MIN_MTU, MAX_MTU); } },
   { ini: "FwMark", toml: "fwmark", apply: (t, v) => { t.fwmark = v.integer(0, 0xffffffff, { off: true, hex: true }); } },
-  // wg-quick only: accepted so that an existing wg-quick file loads unchanged, reported as warnings.
-  { ini: "DNS", toml: "dns", list: true, warn: true, apply: (_t, v) => v.strings().length > 0 },
-  { ini: "Table", toml: "table", warn: true, apply: (_t, v) => v.table() !== "auto" },
-  { ini: "SaveConfig", toml: "save_config", warn: true, apply: (_t, v) => v.boolean() },
-  hook("PreUp", "pre_up"),
-  hook("PostUp", "post_up"),
-  hook("PreDown", "pre_down"),
-  hook("PostDown", "post_down"),
+  // wg-quick's additions, acted on by `wontun up` (src/host).
+  { ini: "DNS", toml: "dns", list: true, apply: (t, v) => { Object.assign(hostSettingsOf(t), v.dns()); } },
+  { ini: "Table", toml: "table", apply: (t, v) => { hostSettingsOf(t).table = v.table(); } },
+  { ini: "SaveConfig", toml: "save_config", apply: (t, v) => { hostSettingsOf(t).saveConfig = v.boolean(); } },
+  hook("PreUp", "pre_up", "preUp"),
+  hook("PostUp", "post_up", "postUp"),
+  hook("PreDown", "pre_down", "preDown"),
+  hook("PostDown", "post_down", "postDown"),
 ];
 
 export const PEER_KEYS: KeySpec<PeerConfig>[] = [
@@ -302,6 +303,25 @@ export class ValueReader {
   }
 
   /** A list of CIDRs; interface addresses keep their host bits, AllowedIPs are truncated. */
+  /** wg-quick's DNS: items that look like IP addresses are servers, the rest search domains. */
+  dns(): { dns: string[]; dnsSearch: string[] } {
+    const dns: string[] = [];
+    const dnsSearch: string[] = [];
+    for (const { text, line } of this.strings()) {
+      if (/^[0-9.]+$/.test(text) || text.includes(":")) {
+        if (!parseIpv4(text) && !parseIpv6(text)) this.fail(`"${text}" is not an IP address`, line);
+        dns.push(text);
+      } else {
+        const name = text.endsWith(".") ? text.slice(0, -1) : text;
+        if (name.length > 253 || !name.split(".").every((label) => DNS_LABEL.test(label))) {
+          this.fail(`"${text}" is neither an IP address nor a search domain`, line);
+        }
+        dnsSearch.push(text);
+      }
+    }
+    return { dns, dnsSearch };
+  }
+
   cidrs(keepHostBits: boolean): Cidr[] {
     const out: Cidr[] = [];
     for (const { text, line } of this.strings()) {

@@ -398,12 +398,14 @@ const key = (text: string) => decodeKey(text) as Uint8Array;
 const wgIni = (text: string) => parseConfigText(text, "wg0.conf", "ini", WG);
 const wgToml = (text: string) => parseConfigText(text, "wg0.toml", "toml", WG);
 const withoutWarnings = (config: Config): Config => ({ ...config, warnings: [] });
+/** Printed configs drop wg-quick's additions (as `wg showconf` does); SaveConfig adds them back. */
+const withoutHost = (config: Config): Config => ({ ...config, interface: { ...config.interface, host: undefined } });
 
 const WG_IFACE = ["[Interface]", `PrivateKey = ${KEYS.serverPrivate}`, "Address = 10.8.0.1/24"];
 const WG_TIFACE = ["[interface]", `private_key = "${KEYS.serverPrivate}"`, 'address = "10.8.0.1/24"'];
 
 describe("WireGuard mode: good configs", () => {
-  test("a wg-quick server config loads unchanged, with warnings for what wontun does not do", () => {
+  test("a wg-quick server config loads unchanged, its wg-quick additions in interface.host", () => {
     const config = loadConfig(fixture("wg0.conf"), WG);
     const cidr = (text: string, keep = false) => parseCidr(text, keep);
     expect(config).toEqual({
@@ -415,6 +417,19 @@ describe("WireGuard mode: good configs", () => {
         mtu: 1420,
         fwmark: 0,
         privateKey: key(KEYS.serverPrivate),
+        host: {
+          dns: ["10.8.0.53", "fd08::53"],
+          dnsSearch: ["corp.example"],
+          table: "auto",
+          saveConfig: false,
+          preUp: [],
+          postUp: [
+            "iptables -A FORWARD -i %i -j ACCEPT; iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE",
+            "ip6tables -A FORWARD -i %i -j ACCEPT",
+          ],
+          preDown: [],
+          postDown: ["iptables -D FORWARD -i %i -j ACCEPT; iptables -t nat -D POSTROUTING -o eth0 -j MASQUERADE"],
+        },
       },
       peers: [
         {
@@ -442,23 +457,15 @@ describe("WireGuard mode: good configs", () => {
           presharedKey: null,
         },
       ],
-      // Table = auto and SaveConfig = false ask for nothing, so they are not reported.
-      warnings: [
-        `${fixture("wg0.conf")}:6: DNS is accepted but not acted on yet (wg-quick feature)`,
-        `${fixture("wg0.conf")}:8: PostUp is accepted but not acted on yet (wg-quick feature)`,
-        `${fixture("wg0.conf")}:10: PostDown is accepted but not acted on yet (wg-quick feature)`,
-      ],
+      // `wontun up` acts on all of them (src/host), so none is reported.
+      warnings: [],
     } as Config);
   });
 
-  test("the TOML version is the same config, its warnings in TOML spelling", () => {
+  test("the TOML version is the same config", () => {
     const toml = loadConfig(fixture("wg0.toml"), WG);
-    expect(withoutWarnings(toml)).toEqual(withoutWarnings(loadConfig(fixture("wg0.conf"), WG)));
-    expect(toml.warnings).toEqual([
-      `${fixture("wg0.toml")}:6: dns is accepted but not acted on yet (wg-quick feature)`,
-      `${fixture("wg0.toml")}:7: post_up is accepted but not acted on yet (wg-quick feature)`,
-      `${fixture("wg0.toml")}:11: post_down is accepted but not acted on yet (wg-quick feature)`,
-    ]);
+    expect(toml).toEqual(loadConfig(fixture("wg0.conf"), WG));
+    expect(toml.warnings).toEqual([]);
   });
 
   test("JSON: the original shape plus base64 keys; the private key in full, as wg showconf prints it", () => {
@@ -520,28 +527,31 @@ describe("WireGuard mode: good configs", () => {
     expect(peerLabel(loadConfig(fixture("seed.conf")).peers[0])).toBe("server");
   });
 
-  test("wg-quick keys: every one is accepted and reported once, in both modes and formats", () => {
-    const text = lines("[Interface]", "Name = a", "Address = 10.0.0.1/24", "DNS = 1.1.1.1", "Table = off",
-      "SaveConfig = true", "PreUp = echo a, b", "PreUp = echo c", "PostUp = x", "PreDown = y", "PostDown = z");
-    expect(parseConfigText(text, "t.conf", "ini").warnings).toEqual(
-      [[4, "DNS"], [5, "Table"], [6, "SaveConfig"], [7, "PreUp"], [9, "PostUp"], [10, "PreDown"], [11, "PostDown"]]
-        .map(([line, k]) => `t.conf:${line}: ${k} is accepted but not acted on yet (wg-quick feature)`));
+  test("wg-quick keys: every one is read into interface.host, in both modes and formats", () => {
+    const text = lines("[Interface]", "Name = a", "Address = 10.0.0.1/24", "DNS = 1.1.1.1, fd00::53, corp.example",
+      "Table = off", "SaveConfig = true", "PreUp = echo a, b", "PreUp = echo c", "PostUp = x", "PreDown = y", "PostDown = z");
+    const ini = parseConfigText(text, "t.conf", "ini");
+    expect(ini.warnings).toEqual([]);
+    expect(ini.interface.host).toEqual({
+      dns: ["1.1.1.1", "fd00::53"], dnsSearch: ["corp.example"], table: "off", saveConfig: true,
+      preUp: ["echo a, b", "echo c"], postUp: ["x"], preDown: ["y"], postDown: ["z"],
+    });
     const toml = lines(...TIFACE, "dns = '1.1.1.1'", "table = 1234", "save_config = true", "pre_up = ['a', 'b']",
       "post_up = 'x'", "pre_down = 'y'", "post_down = 'z'");
-    expect(parseConfigText(toml, "t.toml", "toml").warnings.map((w) => w.split(" ")[0])).toEqual(
-      ["t.toml:4:", "t.toml:5:", "t.toml:6:", "t.toml:7:", "t.toml:8:", "t.toml:9:", "t.toml:10:"]);
-    // Values that ask for nothing are not reported.
-    expect(parseConfigText(lines(...IFACE, "Table = auto", "SaveConfig = false"), "t.conf", "ini").warnings)
-      .toEqual([]);
-    expect(parseConfigText(lines(...TIFACE, "table = 'auto'", "save_config = false", "dns = []"), "t.toml", "toml")
-      .warnings).toEqual([]);
+    const parsed = parseConfigText(toml, "t.toml", "toml");
+    expect(parsed.warnings).toEqual([]);
+    expect(parsed.interface.host).toEqual({
+      dns: ["1.1.1.1"], dnsSearch: [], table: "1234", saveConfig: true,
+      preUp: ["a", "b"], postUp: ["x"], preDown: ["y"], postDown: ["z"],
+    });
+    expect(() => parseConfigText(lines(...IFACE, "DNS = 1.2.3"), "t.conf", "ini")).toThrow("not an IP address");
   });
 });
 
 describe("WireGuard mode: round trips", () => {
   for (const name of ["wg0.conf", "wg0.toml", "wg-client.conf"]) {
     test(`${name}: ini → toml → ini (wg-quick-only keys are dropped, as wg showconf does)`, () => {
-      const original = withoutWarnings(loadConfig(fixture(name), WG));
+      const original = withoutHost(withoutWarnings(loadConfig(fixture(name), WG)));
       const viaToml = wgToml(toToml(original));
       expect(viaToml).toEqual(original);
       const viaIni = wgIni(toIni(viaToml));
