@@ -31,6 +31,7 @@ export const libc = dlopen("libc.so.6", {
   epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
   if_nametoindex: { args: [cstring], returns: u32 },
   if_indextoname: { args: [u32, ptr], returns: ptr },
+  clock_gettime: { args: [i32, ptr], returns: i32 },
   __errno_location: { args: [], returns: ptr },
 }).symbols;
 
