@@ -4,8 +4,8 @@ import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from "../../log.ts";
 import { Device } from "../../device/device.ts";
-import { applyInterface, planInterface } from "../../host/interface.ts";
-import { formatCidr } from "../../net/ip.ts";
+import { HostSetup } from "../../host/setup.ts";
+import { notifyReady, notifyReloading, notifyStopping } from "../../host/notify.ts";
 import { ALL_OFFLOADS, OFFLOAD_NAMES, parseOffloads, type Offloads } from "../../device/offloads.ts";
 import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
 import { WireGuardProtocol } from "../../protocol/wireguard/protocol.ts";
@@ -112,8 +112,14 @@ export const upCommand = defineCommand({
     const protocol = createProtocol(config, log);
     const device = new Device({ interfaceName, config, protocol, log, offloads });
 
+    // Before the device: a full tunnel's fwmark must be on its sockets from the start; PreUp runs.
+    const host = await HostSetup.prepare({ config, interfaceName, configPath: args.config, log });
     let signals = 0;
     const onSignal = (signal: string) => {
+    // systemd's readiness protocol; a NOTIFY_SOCKET that cannot be reached is only worth a warning.
+    const tellSystemd = (send: () => boolean) => {
+      try { send(); } catch (e) { log.warn(`systemd notification failed: ${(e as Error).message}`); }
+    };
       signals++;
       if (signals > 1) {
         log.warn(`${signal} again: exiting now`);
@@ -123,10 +129,17 @@ export const upCommand = defineCommand({
       device.stop();
     };
     process.on("SIGINT", () => onSignal("SIGINT"));
+      tellSystemd(notifyStopping);
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     try {
       await device.start();
       const plan = planInterface(config);
+    // systemd's ExecReload sends SIGHUP; until reload exists it must not end the process.
+    process.on("SIGHUP", () => {
+      tellSystemd(notifyReloading);
+      log.warn("SIGHUP: reloading the config is not implemented yet; nothing changed");
+      tellSystemd(() => notifyReady());
+    });
       applyInterface(device.tun!.name, plan);
       log.info(
         `interface ${device.tun!.name} up: ${plan.addresses.map(formatCidr).join(", ")} mtu ${plan.mtu}` +
@@ -136,9 +149,10 @@ export const upCommand = defineCommand({
       await device.run();
     } finally {
       for (const link of device.links) {
+      tellSystemd(() => notifyReady(`${device.tun!.name} up`));
         log.debug(`peer ${link.name}: ${protocol.describe(link.index)} rx ${link.rxPackets} pkts/${link.rxBytes} B tx ${link.txPackets} pkts/${link.txBytes} B`);
       }
-      device.close();
+      await host.teardown(() => device.close());
     }
     log.info("stopped; interface removed");
   },

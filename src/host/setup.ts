@@ -1,0 +1,237 @@
+// What `wontun up` does to the host around the tunnel, in wg-quick's order:
+//   prepare (before the device starts): undo a killed predecessor's leftovers, warn about a
+//     world-readable private key, choose the full tunnel's fwmark, run PreUp;
+//   apply (once the TUN exists): ICMP redirects off, addresses and MTU, link up, DNS, routes,
+//     rules and firewall, PostUp;
+//   teardown: PreDown, SaveConfig, DNS/firewall/rules/routes removed, the device closed, PostDown.
+// Every change that outlives the TUN is journaled in a state file first (state-file.ts). A failure
+// during prepare/apply undoes what was done (without the down hooks, as wg-quick's trap does).
+import { parseCidr, formatCidr, type Cidr } from "../net/ip.ts";
+import { configureInterface, describeRule, interfaceIndex, RtNetlink, type RouteEntry } from "../sys/netlink.ts";
+import type { Config } from "../config/model.ts";
+import type { Logger } from "../log.ts";
+import { resolveTable } from "./rt-tables.ts";
+import { planRouting, RT_TABLE_MAIN, type RoutingPlan } from "./routing-policy.ts";
+import { disableRedirects, enableSrcValidMark } from "./sysctl.ts";
+import { runHooks } from "./hooks.ts";
+import { applyDns, removeDns } from "./dns.ts";
+import { applyFirewall, removeFirewall } from "./firewall.ts";
+import { StateFile, stateFilePath, type HostStep } from "./state-file.ts";
+import { saveConfig } from "./save-config.ts";
+import { worldAccessibleWarning } from "./config-permissions.ts";
+
+export interface HostOptions {
+  config: Config;
+  interfaceName: string;
+  /** The config file, for SaveConfig and the permission warning; null when there is none. */
+  configPath: string | null;
+  log: Logger;
+  /** Where the state file goes (tests); default /run/wontun. */
+  runDir?: string;
+}
+
+const tableName = (t: number) => (t === RT_TABLE_MAIN ? "main" : String(t));
+
+export class HostSetup {
+  readonly plan: RoutingPlan;
+  /** What SaveConfig writes: the config the tunnel runs now (the control API may replace it). */
+  runningConfig: () => Config;
+  private readonly journal: StateFile;
+  private readonly hooksEnabled: boolean;
+  private applied = false;
+  private done = false;
+
+  private constructor(private readonly opts: HostOptions, plan: RoutingPlan) {
+    this.plan = plan;
+    this.runningConfig = () => opts.config;
+    this.journal = new StateFile(stateFilePath(opts.interfaceName, opts.runDir), opts.interfaceName);
+    this.hooksEnabled = true;
+  }
+
+  /**
+   * Before the device starts. Sets config.interface.fwmark when a full tunnel needs one, so the
+   * device's sockets carry it from the start.
+   */
+  static async prepare(opts: HostOptions): Promise<HostSetup> {
+    const { config, interfaceName, log } = opts;
+    if (config.mode === "wireguard" && opts.configPath) {
+      const warning = worldAccessibleWarning(opts.configPath);
+      if (warning) log.warn(warning);
+    }
+    await cleanLeftovers(interfaceName, log, opts.runDir);
+    const table = resolveTable(config.interface.host?.table ?? null);
+    const plan = planRouting(config, table, listAllRoutes);
+    if (plan.fwmark !== null && config.interface.fwmark !== plan.fwmark) {
+      log.info(`full tunnel: fwmark ${plan.fwmark} on the tunnel's sockets, routing table ${plan.fwmark}`);
+      config.interface.fwmark = plan.fwmark;
+    }
+    const setup = new HostSetup(opts, plan);
+    await runHooks("PreUp", config.interface.host?.preUp ?? [], interfaceName, log);
+    return setup;
+  }
+
+  /** Once the TUN interface `ifname` exists: everything else; undone again if any step fails. */
+  async apply(ifname: string): Promise<void> {
+    const { config, log } = this.opts;
+    const host = config.interface.host;
+    try {
+      disableRedirects(ifname);
+      // Addresses, MTU, link up; the routes follow below, so that a conflict is an error.
+      configureInterface(ifname, { mtu: config.interface.mtu, addresses: config.interface.addresses, routes: [] });
+      if (host && host.dns.length > 0) {
+        const step: HostStep = { kind: "dns", dns: { via: "resolvconf", name: ifname } };
+        const applied = await applyDns(ifname, host.dns, host.dnsSearch, log);
+        if (applied) this.journal.record({ ...step, dns: applied });
+      }
+      this.addRoutesAndRules(ifname);
+      for (const family of this.plan.fullTunnel) {
+        if (family === 4) enableSrcValidMark();
+        const nftFamily = family === 4 ? "ip" : "ip6";
+        // Journaled first: a crash inside nft leaves a table name to delete, nothing worse.
+        const step: HostStep = { kind: "firewall", firewall: { family: nftFamily, table: `wontun-${ifname}` } };
+        this.journal.record(step);
+        const applied = await applyFirewall(nftFamily, ifname, config.interface.addresses, this.plan.fwmark!, log);
+        if (!applied) this.journal.forget(step);
+      }
+      this.applied = true;
+      await runHooks("PostUp", host?.postUp ?? [], ifname, log);
+    } catch (e) {
+      this.applied = false;
+      await this.undoSteps();
+      throw e;
+    }
+  }
+
+  /** A one-line summary for the log: addresses, MTU, routes and rules. */
+  describe(): string {
+    const { config } = this.opts;
+    const routes = this.plan.routes.map((r) => `${formatCidr(r.cidr)}${r.table === RT_TABLE_MAIN ? "" : ` table ${tableName(r.table)}`}`);
+    return `${config.interface.addresses.map(formatCidr).join(", ")} mtu ${config.interface.mtu}` +
+      (routes.length ? `, routes ${routes.join(", ")}` : "") +
+      (this.plan.rules.length ? `, rules ${this.plan.rules.map(describeRule).join("; ")}` : "");
+  }
+
+  /**
+   * PreDown, SaveConfig, host changes undone, `closeDevice()` (which removes the interface),
+   * PostDown. Safe to call when prepare/apply failed or more than once.
+   */
+  async teardown(closeDevice: () => void): Promise<void> {
+    if (this.done) { closeDevice(); return; }
+    this.done = true;
+    const { log, interfaceName } = this.opts;
+    const host = this.runningConfig().interface.host;
+    const wasUp = this.applied;
+    const errors: unknown[] = [];
+    const attempt = async (what: () => unknown) => { try { await what(); } catch (e) { errors.push(e); log.error(String((e as Error).message ?? e)); } };
+    if (wasUp) {
+      await attempt(() => runHooks("PreDown", host?.preDown ?? [], interfaceName, log));
+      if (host?.saveConfig && this.opts.configPath) {
+        await attempt(() => { saveConfig(this.runningConfig(), this.opts.configPath!); log.info(`saved the running config to ${this.opts.configPath}`); });
+      }
+    }
+    await attempt(() => this.undoSteps());
+    closeDevice();
+    if (wasUp) await attempt(() => runHooks("PostDown", host?.postDown ?? [], interfaceName, log));
+    this.applied = false;
+    if (errors.length) throw errors[0];
+  }
+
+  private addRoutesAndRules(ifname: string): void {
+    const index = interfaceIndex(ifname);
+    const nl = RtNetlink.open();
+    try {
+      for (const { cidr, table } of this.plan.routes) {
+        this.journal.record({ kind: "route", cidr: formatCidr(cidr), table });
+        const added = table === RT_TABLE_MAIN ? nl.addRoute(index, cidr) : nl.addTableRoute(index, cidr, table);
+        if (!added) {
+          this.journal.state.steps.pop(); // not ours: never undo it
+          this.journal.write();
+          throw new Error(`route ${formatCidr(cidr)} already exists in table ${tableName(table)} (another interface or an earlier route has it); ` +
+            "remove it, or set Table = off and route by yourself");
+        }
+      }
+      for (const rule of this.plan.rules) {
+        this.journal.record({ kind: "rule", rule });
+        if (!nl.addRule(rule)) throw new Error(`rule ${describeRule(rule)} already exists`);
+      }
+    } finally {
+      nl.close();
+    }
+  }
+
+  /** Undoes the journaled steps, newest first, and removes the state file. */
+  private async undoSteps(): Promise<void> {
+    const state = this.journal.state;
+    await undoJournal(state.steps.slice(), this.opts.interfaceName, this.opts.log, (s) => this.journal.forget(s));
+    this.journal.remove();
+  }
+}
+
+function listAllRoutes(): RouteEntry[] {
+  const nl = RtNetlink.open();
+  try {
+    return [...nl.listRoutes(4), ...nl.listRoutes(6)];
+  } finally {
+    nl.close();
+  }
+}
+
+/** Undoes `steps` newest first; a step whose object is already gone counts as undone. */
+async function undoJournal(steps: HostStep[], ifname: string, log: Logger, forget: (s: HostStep) => void): Promise<void> {
+  let firstError: unknown = null;
+  for (const step of steps.reverse()) {
+    try {
+      switch (step.kind) {
+        case "rule": {
+          const nl = RtNetlink.open();
+          try {
+            if (nl.deleteRule(step.rule)) log.info(`[#] ip rule delete ${describeRule(step.rule)}`);
+          } finally { nl.close(); }
+          break;
+        }
+        case "route": {
+          // Routes via the TUN vanish with it; only an existing interface can still have them.
+          let index = 0;
+          try { index = interfaceIndex(ifname); } catch { break; }
+          const cidr = parseCidr(step.cidr) as Cidr;
+          const nl = RtNetlink.open();
+          try {
+            if (step.table === RT_TABLE_MAIN) nl.deleteRoute(index, cidr);
+            else nl.deleteTableRoute(index, cidr, step.table);
+          } finally { nl.close(); }
+          break;
+        }
+        case "firewall":
+          await removeFirewall(step.firewall, log);
+          break;
+        case "dns":
+          await removeDns(step.dns, log);
+          break;
+      }
+      forget(step);
+    } catch (e) {
+      log.error(`undo ${step.kind}: ${(e as Error).message}`);
+      firstError ??= e;
+    }
+  }
+  if (firstError) throw firstError;
+}
+
+/**
+ * A state file for this interface (in this network namespace) while no such interface exists
+ * means its wontun was killed: undo what it journaled.
+ */
+async function cleanLeftovers(ifname: string, log: Logger, runDir?: string): Promise<void> {
+  const path = stateFilePath(ifname, runDir);
+  const state = StateFile.read(path);
+  if (!state) return;
+  try {
+    interfaceIndex(ifname);
+    return; // the interface exists: its owner runs, and starting the device will say so
+  } catch { /* gone: leftovers */ }
+  log.warn(`${ifname}: a previous wontun (pid ${state.pid}) did not clean up; undoing ${state.steps.length} step(s) it left (${path})`);
+  const journal = new StateFile(path, ifname);
+  journal.state.steps.push(...state.steps);
+  await undoJournal(state.steps.slice(), ifname, log, (s) => journal.forget(s));
+  journal.remove();
+}
