@@ -109,47 +109,43 @@ export const upCommand = defineCommand({
     const log = createLogger(level);
     log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
     for (const warning of config.warnings) log.warn(warning);
-    const protocol = createProtocol(config, log);
-    const device = new Device({ interfaceName, config, protocol, log, offloads });
-
     // Before the device: a full tunnel's fwmark must be on its sockets from the start; PreUp runs.
     const host = await HostSetup.prepare({ config, interfaceName, configPath: args.config, log });
-    let signals = 0;
-    const onSignal = (signal: string) => {
+    const protocol = createProtocol(config, log);
+    const device = new Device({ interfaceName, config, protocol, log, offloads });
     // systemd's readiness protocol; a NOTIFY_SOCKET that cannot be reached is only worth a warning.
     const tellSystemd = (send: () => boolean) => {
       try { send(); } catch (e) { log.warn(`systemd notification failed: ${(e as Error).message}`); }
     };
+
+    let signals = 0;
+    const onSignal = (signal: string) => {
       signals++;
       if (signals > 1) {
         log.warn(`${signal} again: exiting now`);
         process.exit(1);
       }
       log.info(`${signal}: shutting down`);
+      tellSystemd(notifyStopping);
       device.stop();
     };
     process.on("SIGINT", () => onSignal("SIGINT"));
-      tellSystemd(notifyStopping);
     process.on("SIGTERM", () => onSignal("SIGTERM"));
-    try {
-      await device.start();
-      const plan = planInterface(config);
     // systemd's ExecReload sends SIGHUP; until reload exists it must not end the process.
     process.on("SIGHUP", () => {
       tellSystemd(notifyReloading);
       log.warn("SIGHUP: reloading the config is not implemented yet; nothing changed");
       tellSystemd(() => notifyReady());
     });
-      applyInterface(device.tun!.name, plan);
-      log.info(
-        `interface ${device.tun!.name} up: ${plan.addresses.map(formatCidr).join(", ")} mtu ${plan.mtu}` +
-          (plan.routes.length ? `, routes ${plan.routes.map(formatCidr).join(", ")}` : ""),
-      );
+    try {
+      await device.start();
+      await host.apply(device.tun!.name);
+      log.info(`interface ${device.tun!.name} up: ${host.describe()}`);
       log.info(`${config.peers.length} peer(s) configured; running`);
+      tellSystemd(() => notifyReady(`${device.tun!.name} up`));
       await device.run();
     } finally {
       for (const link of device.links) {
-      tellSystemd(() => notifyReady(`${device.tun!.name} up`));
         log.debug(`peer ${link.name}: ${protocol.describe(link.index)} rx ${link.rxPackets} pkts/${link.rxBytes} B tx ${link.txPackets} pkts/${link.txBytes} B`);
       }
       await host.teardown(() => device.close());
