@@ -1,21 +1,25 @@
 #!/usr/bin/env bun
 // wontun's command line. Subcommands: up, conf, genkey, pubkey, genpsk. The original program's invocation
 // `wontun --conf FILE [--log-level L]` still works and means `wontun up FILE`.
-import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { defineCommand, runCommand, type CommandDef } from "citty";
 import { upCommand } from "./commands/up.ts";
 import { confCommand } from "./commands/conf.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./commands/keys.ts";
 import { ConfigError } from "../config/model.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 import { VERSION } from "./version.ts";
+import { hasFlag } from "./args.ts";
+import { printUsage, writeOut } from "./output.ts";
+import { escapeControls } from "../text.ts";
 
-const subCommands: Record<string, CommandDef<any>> = {
+// No prototype: `wontun constructor` is an unknown command, not Object's constructor.
+const subCommands: Record<string, CommandDef<any>> = Object.assign(Object.create(null), {
   up: upCommand,
   conf: confCommand,
   genkey: genkeyCommand,
   pubkey: pubkeyCommand,
   genpsk: genpskCommand,
-};
+});
 
 const main = defineCommand({
   meta: { name: "wontun", version: VERSION, description: "A small VPN: TUN interface, UDP tunnel, one executable" },
@@ -29,9 +33,10 @@ export function rewriteLegacyInvocation(argv: string[]): string[] {
   const out = ["up"];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--conf") {
-      if (i + 1 >= argv.length) throw new UsageError("--conf needs a config file");
+      if (i + 1 >= argv.length || argv[i + 1] === "" || argv[i + 1].startsWith("-")) throw new UsageError("--conf needs a config file");
       out.push(argv[++i]);
     } else if (argv[i].startsWith("--conf=")) {
+      if (argv[i] === "--conf=") throw new UsageError("--conf needs a config file");
       out.push(argv[i].slice("--conf=".length));
     } else {
       out.push(argv[i]);
@@ -48,17 +53,18 @@ async function usageOf(argv: string[]): Promise<CommandDef<any>> {
 export async function cli(rawArgv: string[]): Promise<number> {
   try {
     const argv = rewriteLegacyInvocation(rawArgv);
-    if (argv.includes("--help") || argv.includes("-h")) {
-      const cmd = await usageOf(argv);
-      await showUsage(cmd, cmd === main ? undefined : main);
+    const cmd = await usageOf(argv);
+    const cmdArgs = (cmd.args ?? {}) as Parameters<typeof hasFlag>[2];
+    if (hasFlag(argv, ["--help", "-h"], cmdArgs)) {
+      await printUsage(cmd, cmd === main ? undefined : main);
       return EXIT_OK;
     }
-    if (argv.includes("--version") || argv.includes("-v")) {
-      console.log(VERSION);
+    if (hasFlag(argv, ["--version", "-v"], cmdArgs)) {
+      writeOut(`${VERSION}\n`);
       return EXIT_OK;
     }
     if (argv.length === 0) {
-      await showUsage(main);
+      await printUsage(main);
       return EXIT_USAGE;
     }
     await runCommand(main, { rawArgs: argv });
@@ -70,7 +76,8 @@ export async function cli(rawArgv: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     if (err instanceof UsageError || e.name === "CLIError") {
-      console.error(`wontun: ${e.message.replace(/\x1b\[[0-9;]*m/g, "")} (see wontun --help)`);
+      // citty's messages colour what they echo (an unknown command as typed): plain text, controls escaped.
+      console.error(`wontun: ${escapeControls(e.message.replace(/\x1b\[[0-9;]*m/g, ""))} (see wontun --help)`);
       return EXIT_USAGE;
     }
     console.error(`wontun: ${e.message}`);

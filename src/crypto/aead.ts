@@ -11,6 +11,7 @@ import { BySizeBackend } from "./aead-by-size.ts";
 import { loadLibcryptoBackend } from "./aead-libcrypto.ts";
 import { loadLibsodiumBackend } from "./aead-libsodium.ts";
 import { nobleBackend } from "./aead-noble.ts";
+import { quote } from "../text.ts";
 
 export const TAG_SIZE = 16;
 export const KEY_SIZE = 32;
@@ -55,18 +56,26 @@ export function loadAeadBackend(name: BackendName): AeadBackend | string {
 }
 
 /**
+ * The backend WONTUN_AEAD forces: null when it is unset or empty, `{ error }` when it names none
+ * (callers that read the environment first report that as a usage error).
+ */
+export function forcedAeadBackend(raw = process.env.WONTUN_AEAD): BackendName | null | { error: string } {
+  const forced = raw?.trim().toLowerCase();
+  if (!forced) return null;
+  if ((BACKEND_NAMES as readonly string[]).includes(forced)) return forced as BackendName;
+  return { error: `WONTUN_AEAD must be one of ${BACKEND_NAMES.join(", ")}, not ${quote(raw!)}` };
+}
+
+/**
  * The first backend of BACKEND_NAMES that loads and passes its self-test. WONTUN_AEAD set to one
  * of the names forces it; forcing one that cannot load throws.
  */
 export function selectAeadBackend(): AeadBackend {
   if (selected) return selected;
-  const raw = process.env.WONTUN_AEAD;
-  const forced = raw?.trim().toLowerCase();
-  if (forced) {
-    if (!(BACKEND_NAMES as readonly string[]).includes(forced)) {
-      throw new Error(`WONTUN_AEAD must be one of ${BACKEND_NAMES.join(", ")}, not "${raw}"`);
-    }
-    const backend = loadAeadBackend(forced as BackendName);
+  const forced = forcedAeadBackend();
+  if (forced !== null) {
+    if (typeof forced === "object") throw new Error(forced.error);
+    const backend = loadAeadBackend(forced);
     if (typeof backend === "string") throw new Error(`WONTUN_AEAD=${forced}: ${backend}`);
     return (selected = backend);
   }

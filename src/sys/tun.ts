@@ -37,13 +37,15 @@ export interface TunOptions {
   tso?: boolean;
 }
 
-/** Interface names: 1-15 bytes, no '/', no whitespace, not "." or "..". */
+/** Interface names: 1-15 bytes, no '/', no whitespace, not "." or "..", not "all" or "default". */
 export function validateInterfaceName(name: string): string | null {
   if (name.length === 0) return "interface name is empty";
   if (Buffer.byteLength(name) >= IFNAMSIZ) return `interface name "${name}" is longer than 15 bytes`;
   if (/[\s/:]/.test(name) || name === "." || name === "..") {
     return `interface name "${name}" may not contain whitespace, '/' or ':'`;
   }
+  // The kernel refuses these (EINVAL): they would clash with /proc/sys/net/*/conf/{all,default}.
+  if (name === "all" || name === "default") return `interface name "${name}" is reserved by the kernel`;
   return null;
 }
 
@@ -60,7 +62,8 @@ export function openTun(name: string, options: TunOptions = {}): TunDevice {
     fail("open /dev/net/tun", {
       [ENOENT]: "the tun module is missing (modprobe tun), or in a container pass --device /dev/net/tun",
       [EPERM]: NEEDS_NET_ADMIN,
-      [EACCES]: NEEDS_NET_ADMIN,
+      // Opening needs no capability: EACCES is the device node's file mode (e.g. 0600 root).
+      [EACCES]: "the permissions of /dev/net/tun deny this user (ls -l /dev/net/tun; it is normally crw-rw-rw-)",
     });
   }
   // struct ifreq: char ifr_name[16]; short ifr_flags; padding to 40 bytes.

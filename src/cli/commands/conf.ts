@@ -3,8 +3,10 @@
 import { defineCommand } from "citty";
 import { loadConfig } from "../../config/load.ts";
 import { toIni, toJson, toToml } from "../../config/dump.ts";
-import { rejectUnknownOptions } from "../args.ts";
+import { parseCommandLine } from "../args.ts";
+import { writeOut } from "../output.ts";
 import { UsageError } from "../errors.ts";
+import { quote } from "../../text.ts";
 
 export const confArgs = {
   config: {
@@ -27,14 +29,14 @@ export const confArgs = {
 export const confCommand = defineCommand({
   meta: { name: "conf", description: "Parse a config file and print it as JSON (wontun-conf shape), TOML or ini" },
   args: confArgs,
-  run({ args, rawArgs }) {
-    rejectUnknownOptions(rawArgs, confArgs);
-    const format = String(args.to);
-    if (!["json", "toml", "ini"].includes(format)) throw new UsageError(`--to must be json, toml or ini, got "${format}"`);
+  run({ rawArgs }) {
+    const args = parseCommandLine("conf", rawArgs, confArgs);
+    const format = args.to;
+    if (!["json", "toml", "ini"].includes(format)) throw new UsageError(`--to must be json, toml or ini, got ${quote(format)}`);
     const config = loadConfig(args.config, { wireguard: true });
     // wg-quick settings that are read but not acted on: say so, on stderr so the output stays clean.
     for (const warning of config.warnings) console.error(`wontun: warning: ${warning}`);
-    const text = format === "json" ? toJson(config, Boolean(args.pretty)) : format === "toml" ? toToml(config) : toIni(config);
-    process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+    const text = format === "json" ? toJson(config, args.pretty) : format === "toml" ? toToml(config) : toIni(config);
+    writeOut(text.endsWith("\n") ? text : `${text}\n`);
   },
 });

@@ -10,11 +10,11 @@ import { ALL_OFFLOADS, OFFLOAD_NAMES, parseOffloads, type Offloads } from "../..
 import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
 import { WireGuardProtocol } from "../../protocol/wireguard/protocol.ts";
 import type { TunnelProtocol } from "../../protocol/tunnel.ts";
-import { selectAeadBackend } from "../../crypto/aead.ts";
+import { forcedAeadBackend, selectAeadBackend } from "../../crypto/aead.ts";
 import { BySizeBackend } from "../../crypto/aead-by-size.ts";
 import { encodeKey } from "../../crypto/keys.ts";
 import { peerLabel, type Config } from "../../config/model.ts";
-import { parseIntegerOption, rejectUnknownOptions } from "../args.ts";
+import { parseCommandLine, parseIntegerOption } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 
@@ -96,15 +96,17 @@ function chooseOffloads(flag: string | undefined): Offloads {
 export const upCommand = defineCommand({
   meta: { name: "up", description: "Bring a tunnel up and run it in the foreground (Ctrl-C to stop)" },
   args: upArgs,
-  async run({ args, rawArgs }) {
-    rejectUnknownOptions(rawArgs, upArgs);
+  async run({ rawArgs }) {
+    const args = parseCommandLine("up", rawArgs, upArgs);
     const level = parseLogLevel(args["log-level"]);
     const offloads = chooseOffloads(args.offload);
+    const aead = forcedAeadBackend();
+    if (aead !== null && typeof aead === "object") throw new UsageError(aead.error);
     const interfaceName = args.interface ?? interfaceNameFromPath(args.config);
     const badName = validateInterfaceName(interfaceName);
     if (badName) throw new UsageError(args.interface ? badName : `${badName}; pass --interface NAME`);
     const config = loadConfig(args.config, { wireguard: true });
-    if (args.fwmark !== undefined) config.interface.fwmark = parseIntegerOption("fwmark", args.fwmark, 0, 0xffffffff);
+    if (args.fwmark !== undefined) config.interface.fwmark = parseIntegerOption("fwmark", args.fwmark, 0, 0xffffffff, { off: true });
 
     const log = createLogger(level);
     log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
