@@ -250,7 +250,7 @@ export class ControlServer {
   private answerBuffered(c: Client): void {
     while (!c.closing && c.outbox.length === 0 && c.inboxLength > 0) {
       const consumed = this.answerOne(c);
-      if (consumed === 0) break;
+      if (consumed === 0 || c.closed) break;
       c.inbox.copyWithin(0, consumed, c.inboxLength);
       c.inboxLength -= consumed;
       c.scanFrom = 0;
