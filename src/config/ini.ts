@@ -4,8 +4,10 @@
 // interprets the values.
 import { ConfigError } from "./model.ts";
 import { keysOf, type RawConfig, type RawSection, sectionLabel, type SectionKind, suggestKey } from "./validate.ts";
+import { quote, truncate } from "../text.ts";
 
-const SECTION_NAMES: Record<string, SectionKind> = { interface: "interface", peer: "peer" };
+// A Map, not an object: "[__proto__]" or "[constructor]" must not find Object.prototype's members.
+const SECTION_NAMES = new Map<string, SectionKind>([["interface", "interface"], ["peer", "peer"]]);
 
 export function parseIni(text: string, file: string): RawConfig {
   const raw: RawConfig = { file, format: "ini", interface: null, peers: [] };
@@ -25,9 +27,9 @@ export function parseIni(text: string, file: string): RawConfig {
 
     if (line.startsWith("[")) {
       const header = /^\[\s*([^\][]*?)\s*\]$/.exec(line);
-      if (!header) fail(null, `malformed section header "${line}" (expected [Interface] or [Peer])`);
-      const kind = SECTION_NAMES[header[1].toLowerCase()];
-      if (!kind) fail(null, `unknown section [${header[1]}] (expected [Interface] or [Peer])`);
+      if (!header) fail(null, `malformed section header ${quote(line)} (expected [Interface] or [Peer])`);
+      const kind = SECTION_NAMES.get(header[1].toLowerCase());
+      if (!kind) fail(null, `unknown section [${truncate(header[1])}] (expected [Interface] or [Peer])`);
       section = { kind, line: lineNo, entries: new Map() };
       if (kind === "peer") {
         raw.peers.push(section);
@@ -40,10 +42,10 @@ export function parseIni(text: string, file: string): RawConfig {
     }
 
     const eq = line.indexOf("=");
-    if (eq < 0) fail(null, `malformed line "${line}" (expected Key = Value)`);
+    if (eq < 0) fail(null, `malformed line ${quote(line)} (expected Key = Value)`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    if (key === "") fail(null, `malformed line "${line}" (no key before '=')`);
+    if (key === "") fail(null, `malformed line ${quote(line)} (no key before '=')`);
     if (!section) fail(key, "key outside a section (put it under [Interface] or [Peer])");
 
     const spec = keysOf(section.kind).find((s) => s.ini.toLowerCase() === key.toLowerCase());

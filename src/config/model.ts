@@ -6,6 +6,7 @@
 // (the unencrypted wontun protocol, peers identified by Name).
 import type { Cidr } from "../net/ip.ts";
 import { encodeKey } from "../crypto/keys.ts";
+import { escapeControls, truncate } from "../text.ts";
 
 export type ConfigMode = "wontun" | "wireguard";
 
@@ -108,16 +109,25 @@ export function peerLabel(peer: Pick<PeerConfig, "name" | "publicKey">): string 
   return "(unnamed)";
 }
 
-/** A config problem, located: "FILE:LINE: KEY: what is wrong". */
+/**
+ * A config problem, located: "FILE:LINE: KEY: what is wrong", always one line of printable text:
+ * control characters are escaped here and a key (which comes from the file) is cut short; values a
+ * reason echoes are quoted and cut by its author (quote() in src/text.ts).
+ */
 export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    readonly line: number | null,
-    readonly key: string | null,
-    readonly reason: string,
-  ) {
-    const where = line === null ? file : `${file}:${line}`;
-    super(`${where}: ${key ? `${key}: ` : ""}${reason}`);
+  readonly file: string;
+  readonly key: string | null;
+  readonly reason: string;
+
+  constructor(file: string, readonly line: number | null, key: string | null, reason: string) {
+    const safeFile = escapeControls(file);
+    const safeKey = key === null ? null : escapeControls(truncate(key));
+    const safeReason = escapeControls(reason);
+    const where = line === null ? safeFile : `${safeFile}:${line}`;
+    super(`${where}: ${safeKey ? `${safeKey}: ` : ""}${safeReason}`);
+    this.file = safeFile;
+    this.key = safeKey;
+    this.reason = safeReason;
     this.name = "ConfigError";
   }
 }

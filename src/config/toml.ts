@@ -80,8 +80,9 @@ function tableToSection(
     }
     const entry: RawEntry = { key, line, items: [] };
     if ((spec.list || spec.repeat) && Array.isArray(value)) {
+      const itemLine = lines.items(where, line);
       for (const item of value) {
-        entry.items.push({ value: item, line: typeof item === "string" ? lines.item(where, line, item) : line });
+        entry.items.push({ value: item, line: typeof item === "string" ? itemLine(item) : line });
       }
     } else {
       entry.items.push({ value, line });
@@ -92,77 +93,118 @@ function tableToSection(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Best-effort line lookup in the source text
+// Best-effort line lookup in the source text, indexed in one pass (a lookup per key or item that
+// scanned the text made loading quadratic: 5,000 peers took ~1 s)
 
 interface SectionRange {
-  /** 1-based line of the header, null if not found (inline or dotted tables). */
+  /** 1-based line of the header, null if not found (inline tables). */
   header: number | null;
-  /** 0-based line indexes [from, to) to search for the section's keys. */
-  from: number;
+  /** The section's id in the index ("interface#0", "peers#3"). */
+  id: string;
+  /** 0-based line index where the section's text ends (the next header, or the end). */
   to: number;
 }
 
-const ANY_HEADER = /^\s*\[/;
+/** A key at the start of a line or in a header: bare, "basic" or 'literal'; then the rest of the path. */
+const KEY = String.raw`(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')`;
+const KEY_LINE = new RegExp(String.raw`^\s*(${KEY})\s*[=.]`);
+const HEADER_LINE = new RegExp(String.raw`^\s*(\[\[?)\s*(${KEY}(?:\s*\.\s*${KEY})*)\s*\]`);
+const PATH_PART = new RegExp(KEY, "g");
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-function keyPattern(key: string): string {
-  const k = escapeRegExp(key);
-  return `(?:${k}|"${k}"|'${k}')`;
+function unquoteKey(key: string): string {
+  if (key.startsWith("'")) return key.slice(1, -1);
+  if (key.startsWith('"')) {
+    try {
+      return JSON.parse(key) as string; // TOML's basic-string escapes are JSON's, \U… aside
+    } catch {
+      return key.slice(1, -1);
+    }
+  }
+  return key;
 }
 
 class SourceLines {
   private readonly lines: string[];
+  /** "sectionId\0key" → 1-based line of its first appearance; top-level keys have section id "". */
+  private readonly keys = new Map<string, number>();
+  /** Per table name ("interface", "peers"): the headers in order, 0-based line and end of the section. */
+  private readonly headers = new Map<string, { line: number; to: number }[]>();
 
   constructor(text: string) {
     this.lines = text.split(/\r?\n/);
-  }
-
-  private find(re: RegExp, from = 0, to = this.lines.length): number | null {
-    for (let i = from; i < to; i++) if (re.test(this.lines[i])) return i;
-    return null;
-  }
-
-  private nextHeader(after: number): number {
-    return this.find(ANY_HEADER, after + 1) ?? this.lines.length;
-  }
-
-  /** The `occurrence`-th (0-based) `[interface]` or `[[peers]]` header and the lines up to the next. */
-  section(name: string, occurrence: number): SectionRange {
-    const re = name === "peers"
-      ? new RegExp(`^\\s*\\[\\[\\s*${keyPattern(name)}\\s*\\]\\]`)
-      : new RegExp(`^\\s*\\[\\s*${keyPattern(name)}\\s*\\]`);
-    let at = -1;
-    for (let n = 0; n <= occurrence; n++) {
-      const found = this.find(re, at + 1);
-      if (found === null) return { header: null, from: 0, to: this.lines.length };
-      at = found;
+    let current = ""; // the section keys belong to; "-" for sub-tables, whose keys are not ours
+    let open: { line: number; to: number } | null = null;
+    const note = (section: string, key: string, line: number) => {
+      const id = `${section}\0${key}`;
+      if (!this.keys.has(id)) this.keys.set(id, line + 1);
+    };
+    for (let i = 0; i < this.lines.length; i++) {
+      const line = this.lines[i];
+      const header = HEADER_LINE.exec(line);
+      if (header) {
+        if (open) open.to = i;
+        open = null;
+        const path = (header[2].match(PATH_PART) ?? []).map(unquoteKey);
+        const [name, sub] = path;
+        const seen = this.headers.get(name) ?? [];
+        if (path.length === 1) {
+          note("", name, i);
+          open = { line: i, to: this.lines.length };
+          seen.push(open);
+          this.headers.set(name, seen);
+          current = `${name}#${seen.length - 1}`;
+        } else {
+          // [interface.sub] or [[peers.x]]: `sub` is a key of the table it extends.
+          note("", name, i);
+          note(`${name}#${Math.max(seen.length - 1, 0)}`, sub, i);
+          current = "-";
+        }
+        continue;
+      }
+      const key = KEY_LINE.exec(line);
+      if (key) note(current, unquoteKey(key[1]), i);
     }
-    return { header: at + 1, from: at + 1, to: this.nextHeader(at) };
   }
 
-  /** The line of `key = …` inside the section (anywhere as a fallback). */
+  /** The `occurrence`-th (0-based) `[interface]` or `[[peers]]` table. */
+  section(name: string, occurrence: number): SectionRange {
+    const found = this.headers.get(name)?.[occurrence];
+    const id = `${name}#${occurrence}`;
+    if (!found) return { header: null, id, to: this.lines.length };
+    return { header: found.line + 1, id, to: found.to };
+  }
+
+  /** The line of `key = …` in the section, else the section's header (or the table's top-level line). */
   key(where: SectionRange, key: string): number | null {
-    const re = new RegExp(`^\\s*${keyPattern(key)}\\s*=`);
-    const found = this.find(re, where.from, where.to)
-      ?? this.find(new RegExp(`(?:^|[\\s{,.])${keyPattern(key)}\\s*=`), where.from, where.to);
-    return found === null ? where.header : found + 1;
+    return this.keys.get(`${where.id}\0${key}`) ?? where.header ?? this.topLevel(where.id.split("#")[0]);
   }
 
-  /** The line where a string item of an array value appears (arrays may span lines). */
-  item(where: SectionRange, keyLine: number | null, item: string): number | null {
-    if (keyLine === null) return null;
-    const quoted = new RegExp(`"${escapeRegExp(item)}"|'${escapeRegExp(item)}'`);
-    const found = this.find(quoted, keyLine - 1, Math.max(where.to, keyLine));
-    return found === null ? keyLine : found + 1;
+  /** Finds the string items of one array value in order, starting at its key's line. */
+  items(where: SectionRange, keyLine: number | null): (item: string) => number | null {
+    let row = keyLine === null ? -1 : keyLine - 1;
+    let col = 0;
+    return (item) => {
+      if (row < 0) return keyLine;
+      const forms = [JSON.stringify(item), `'${item}'`];
+      for (let r = row; r < Math.max(where.to, row + 1) && r < this.lines.length; r++) {
+        let at = -1;
+        let length = 0;
+        for (const form of forms) {
+          const i = this.lines[r].indexOf(form, r === row ? col : 0);
+          if (i >= 0 && (at < 0 || i < at)) [at, length] = [i, form.length];
+        }
+        if (at >= 0) {
+          [row, col] = [r, at + length];
+          return r + 1;
+        }
+      }
+      row = -1; // written in a way not searched for (escapes): stop looking, say the key's line
+      return keyLine;
+    };
   }
 
   /** The line that introduces a top-level key or table. */
   topLevel(key: string): number | null {
-    const k = keyPattern(key);
-    const found = this.find(new RegExp(`^\\s*(?:\\[\\[?\\s*${k}\\s*[\\].]|${k}\\s*[=.])`));
-    return found === null ? null : found + 1;
+    return this.keys.get(`\0${key}`) ?? null;
   }
 }

@@ -5,9 +5,9 @@
 // The mode is decided before any value is read: a PrivateKey in [Interface] makes a WireGuard
 // config (keys required on every peer, names optional), otherwise it is a wontun config (names
 // required, no keys anywhere). Mixing the two is an error located at the offending peer.
-import { type Cidr, formatCidr, ipEquals, parseCidr, parseIpv4, parseIpv6 } from "../net/ip.ts";
+import { type Cidr, formatCidr, ipEquals, parseCidr, parseIpv4, parseIpv6, type SpecialAddress, specialAddress } from "../net/ip.ts";
 import { splitHostPort } from "../net/endpoint.ts";
-import { decodeKey, encodeKey, publicKeyOf } from "../crypto/keys.ts";
+import { decodeKey, encodeKey, isLowOrderPoint, publicKeyOf } from "../crypto/keys.ts";
 import {
   type Config,
   ConfigError,
@@ -20,6 +20,7 @@ import {
   peerLabel,
   hostSettingsOf,
 } from "./model.ts";
+import { quote } from "../text.ts";
 
 export type ConfigFormat = "ini" | "toml";
 export type SectionKind = "interface" | "peer";
@@ -113,7 +114,7 @@ export const INTERFACE_KEYS: KeySpec<InterfaceConfig>[] = [
 
 export const PEER_KEYS: KeySpec<PeerConfig>[] = [
   { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
-  { ini: "PublicKey", toml: "public_key", apply: (t, v) => { t.publicKey = v.key(); } },
+  { ini: "PublicKey", toml: "public_key", apply: (t, v) => { t.publicKey = v.publicKey(); } },
   { ini: "PresharedKey", toml: "preshared_key", apply: (t, v) => { t.presharedKey = v.key(); } },
   { ini: "Endpoint", toml: "endpoint", apply: (t, v) => { t.endpoint = v.endpoint(); } },
   { ini: "AllowedIPs", toml: "allowed_ips", list: true, apply: (t, v) => { t.allowedIps = v.cidrs(false); } },
@@ -165,6 +166,13 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
+
+const SPECIAL_WORDS = new Map<SpecialAddress, string>([
+  ["unspecified", "the unspecified address"],
+  ["loopback", "a loopback address"],
+  ["multicast", "a multicast address"],
+  ["broadcast", "the broadcast address"],
+]);
 
 const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
@@ -225,7 +233,7 @@ export class ValueReader {
       if (this.format === "toml") this.fail(`${expected}, got string`, item.line);
       if (/^\d+$/.test(value)) n = Number(value);
       else if (opts.hex && /^0x[0-9a-f]+$/i.test(value)) n = Number.parseInt(value.slice(2), 16);
-      else this.fail(`${expected}, got "${value}"`, item.line);
+      else this.fail(`${expected}, got ${quote(value)}`, item.line);
     } else if (typeof value === "bigint") {
       if (value < BigInt(min) || value > BigInt(max)) this.fail(`${expected}, got ${value}`, item.line);
       n = Number(value);
@@ -247,7 +255,7 @@ export class ValueReader {
       if (this.format === "ini") {
         for (const piece of item.value.split(",")) {
           const text = piece.trim();
-          if (text === "") this.fail(`empty item in the list "${item.value}"`, item.line);
+          if (text === "") this.fail(`empty item in the list ${quote(item.value)}`, item.line);
           out.push({ text, line: item.line });
         }
       } else {
@@ -277,6 +285,15 @@ export class ValueReader {
     return key;
   }
 
+  /** A peer's public key: a key that no handshake can ever complete with is refused here. */
+  publicKey(): Uint8Array {
+    const key = this.key();
+    if (isLowOrderPoint(key)) {
+      this.fail("this public key is a low-order point (e.g. all zeros): no handshake with it can succeed", this.single().line);
+    }
+    return key;
+  }
+
   /** wg-quick's boolean (SaveConfig): "true" or "false" in ini, a boolean in TOML. */
   boolean(): boolean {
     const item = this.single();
@@ -285,7 +302,7 @@ export class ValueReader {
     if (typeof value === "string" && this.format === "ini") {
       if (value === "true") return true;
       if (value === "false") return false;
-      this.fail(`expected true or false, got "${value}"`, item.line);
+      this.fail(`expected true or false, got ${quote(value)}`, item.line);
     }
     this.fail(`expected true or false, got ${describeType(value)}`, item.line);
   }
@@ -298,11 +315,10 @@ export class ValueReader {
       return String(item.value);
     }
     const text = this.string();
-    if (/\s/.test(text)) this.fail(`expected off, auto, or a routing table number or name, got "${text}"`, item.line);
+    if (/\s/.test(text)) this.fail(`expected off, auto, or a routing table number or name, got ${quote(text)}`, item.line);
     return text;
   }
 
-  /** A list of CIDRs; interface addresses keep their host bits, AllowedIPs are truncated. */
   /** wg-quick's DNS: items that look like IP addresses are servers, the rest search domains. */
   dns(): { dns: string[]; dnsSearch: string[] } {
     const dns: string[] = [];
@@ -322,15 +338,29 @@ export class ValueReader {
     return { dns, dnsSearch };
   }
 
+  /** A list of CIDRs; interface addresses keep their host bits, AllowedIPs are truncated. */
   cidrs(keepHostBits: boolean): Cidr[] {
     const out: Cidr[] = [];
+    const seen = new Set<string>(); // a set, not a scan of `out`: 100,000 prefixes must stay fast
     for (const { text, line } of this.strings()) {
       const cidr = parseCidr(text, keepHostBits);
-      if (typeof cidr === "string") this.fail(`bad address/prefix "${text}": ${cidr}`, line);
+      if (typeof cidr === "string") this.fail(`bad address/prefix ${quote(text)}: ${cidr}`, line);
+      if (keepHostBits) this.checkInterfaceAddress(cidr, text, line);
       // The same network twice in one list means nothing more than once: keep the first.
-      if (!out.some((c) => c.prefix === cidr.prefix && ipEquals(c.address, cidr.address))) out.push(cidr);
+      const id = `${cidr.address.join(".")}/${cidr.prefix}`;
+      if (!seen.has(id)) {
+        seen.add(id);
+        out.push(cidr);
+      }
     }
     return out;
+  }
+
+  /** An interface address the kernel accepts and that means one host on one network. */
+  private checkInterfaceAddress(cidr: Cidr, text: string, line: number | null): void {
+    const special = specialAddress(cidr.address);
+    if (special) this.fail(`${quote(text)} is ${SPECIAL_WORDS.get(special)}, not an address for an interface`, line);
+    if (cidr.prefix === 0) this.fail(`${quote(text)}: a /0 prefix is every address, not the interface's network`, line);
   }
 
   /** host:port or [v6]:port; the host may be a DNS name, resolved later. */
@@ -340,16 +370,22 @@ export class ValueReader {
     const split = splitHostPort(text);
     if (typeof split === "string") this.fail(`bad endpoint: ${split}`, line);
     const { host } = split;
+    let literal: Uint8Array | null = null;
     if (text.startsWith("[")) {
-      if (!parseIpv6(host)) this.fail(`bad endpoint: "${host}" is not an IPv6 address`, line);
+      literal = parseIpv6(host);
+      if (!literal) this.fail(`bad endpoint: ${quote(host)} is not an IPv6 address`, line);
     } else if (/^[\d.]+$/.test(host)) {
-      if (!parseIpv4(host)) this.fail(`bad endpoint: "${host}" is not an IPv4 address`, line);
+      literal = parseIpv4(host);
+      if (!literal) this.fail(`bad endpoint: ${quote(host)} is not an IPv4 address`, line);
     } else {
       const name = host.endsWith(".") ? host.slice(0, -1) : host;
       if (name.length > 253 || !name.split(".").every((label) => DNS_LABEL.test(label))) {
-        this.fail(`bad endpoint: "${host}" is neither an IP address nor a host name`, line);
+        this.fail(`bad endpoint: ${quote(host)} is neither an IP address nor a host name`, line);
       }
     }
+    // A peer is one host: datagrams to these would go nowhere or everywhere (loopback is fine, for tests).
+    const special = literal && specialAddress(literal);
+    if (special && special !== "loopback") this.fail(`bad endpoint: ${quote(host)} is ${SPECIAL_WORDS.get(special)}, not a peer's address`, line);
     return split;
   }
 }
@@ -468,12 +504,12 @@ export function buildConfig(raw: RawConfig): Config {
     if (peer.name !== "") {
       if (peer.name === iface.name) {
         throw new ConfigError(file, nameLine, keyOf(section, "Name"),
-          `peer "${peer.name}" has the same name as the interface`);
+          `peer ${quote(peer.name)} has the same name as the interface`);
       }
       if (nameLines.has(peer.name)) {
         const first = nameLines.get(peer.name);
         throw new ConfigError(file, nameLine, keyOf(section, "Name"),
-          `duplicate peer name "${peer.name}"${first === null ? "" : ` (first used on line ${first})`}`);
+          `duplicate peer name ${quote(peer.name)}${first === null ? "" : ` (first used on line ${first})`}`);
       }
       nameLines.set(peer.name, nameLine);
     }

@@ -53,3 +53,28 @@ export function decodeKey(text: string): Uint8Array | string {
   decoded.fill(0);
   return out;
 }
+
+/**
+ * The Curve25519 points of small order (libsodium's list: 0, 1, the two points of order 8, and
+ * p-1, p, p+1), little-endian. X25519 with any of them gives an all-zero shared secret, which
+ * WireGuard refuses, so a peer with such a public key can never complete a handshake.
+ */
+const LOW_ORDER_POINTS = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+  "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+].map((hex) => Buffer.from(hex, "hex"));
+
+/** True if `publicKey` is a low-order point (X25519 ignores the top bit, so it is ignored here too). */
+export function isLowOrderPoint(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== KEY_LENGTH) return false;
+  return LOW_ORDER_POINTS.some((point) => {
+    let diff = (point[31] ^ publicKey[31]) & 0x7f;
+    for (let i = 0; i < 31; i++) diff |= point[i] ^ publicKey[i];
+    return diff === 0;
+  });
+}

@@ -1,5 +1,6 @@
 // A UDP endpoint (address + port) and its text forms: "1.2.3.4:51820", "[2001:db8::1]:51820".
 import { formatIp, parseIp } from "./ip.ts";
+import { quote } from "../text.ts";
 
 export interface Endpoint {
   readonly address: Uint8Array; // 4 or 16 bytes
@@ -12,19 +13,19 @@ export function splitHostPort(text: string): { host: string; port: number } | st
   let portText: string;
   if (text.startsWith("[")) {
     const close = text.indexOf("]");
-    if (close < 0 || text[close + 1] !== ":") return `"${text}" is not [address]:port`;
+    if (close < 0 || text[close + 1] !== ":") return `${quote(text)} is not [address]:port`;
     host = text.slice(1, close);
     portText = text.slice(close + 2);
   } else {
     const colon = text.lastIndexOf(":");
-    if (colon < 0) return `"${text}" has no port (expected host:port)`;
+    if (colon < 0) return `${quote(text)} has no port (expected host:port)`;
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
-    if (host.includes(":")) return `"${text}": an IPv6 endpoint is written [address]:port`;
+    if (host.includes(":")) return `${quote(text)}: an IPv6 endpoint is written [address]:port`;
   }
-  if (host === "") return `"${text}" has no host`;
+  if (host === "") return `${quote(text)} has no host`;
   if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-    return `"${portText}" is not a port (1-65535)`;
+    return `${quote(portText)} is not a port (1-65535)`;
   }
   return { host, port: Number(portText) };
 }
@@ -34,7 +35,7 @@ export function parseEndpoint(text: string): Endpoint | string {
   const split = splitHostPort(text);
   if (typeof split === "string") return split;
   const address = parseIp(split.host);
-  if (!address) return `"${split.host}" is not an IP address`;
+  if (!address) return `${quote(split.host)} is not an IP address`;
   return { address, port: split.port };
 }
 

@@ -1,6 +1,8 @@
 // IP addresses as bytes (4 for IPv4, 16 for IPv6): the form the kernel, the trie and the
 // wire all use. Parsing is strict: anything not a canonical literal is rejected with null.
 
+import { quote } from "../text.ts";
+
 export type IpFamily = 4 | 6;
 
 export interface Cidr {
@@ -104,13 +106,13 @@ export function parseCidr(text: string, keepHostBits = false): Cidr | string {
   const slash = text.indexOf("/");
   const addrText = slash < 0 ? text : text.slice(0, slash);
   const address = parseIp(addrText);
-  if (!address) return `"${addrText}" is not an IPv4 or IPv6 address`;
+  if (!address) return `${quote(addrText)} is not an IPv4 or IPv6 address`;
   const max = address.length * 8;
   let prefix = max;
   if (slash >= 0) {
     const prefixText = text.slice(slash + 1);
     if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) {
-      return `"${prefixText}" is not a prefix length (0-${max})`;
+      return `${quote(prefixText)} is not a prefix length (0-${max})`;
     }
     prefix = Number(prefixText);
   }
@@ -136,4 +138,21 @@ export function cidrContains(cidr: Cidr, address: Uint8Array): boolean {
   if (rest === 0) return true;
   const mask = (0xff << (8 - rest)) & 0xff;
   return (cidr.address[full] & mask) === (address[full] & mask);
+}
+
+/** Addresses with a special meaning, which neither an interface nor a peer's endpoint can have. */
+export type SpecialAddress = "unspecified" | "loopback" | "multicast" | "broadcast";
+
+/** What is special about `address`, or null for an ordinary unicast address. */
+export function specialAddress(address: Uint8Array): SpecialAddress | null {
+  if (address.every((b) => b === 0)) return "unspecified";
+  if (address.length === 4) {
+    if (address[0] === 127) return "loopback";
+    if ((address[0] & 0xf0) === 224) return "multicast";
+    if (address.every((b) => b === 255)) return "broadcast";
+    return null;
+  }
+  if (address[0] === 0xff) return "multicast";
+  if (address[15] === 1 && address.subarray(0, 15).every((b) => b === 0)) return "loopback";
+  return null;
 }
