@@ -45,7 +45,6 @@ export interface InterfaceConfig {
   fwmark: number;
   /** Curve25519 private key as written (not clamped), 32 bytes; non-null exactly in WireGuard mode. */
   privateKey: Uint8Array | null;
-}
   /** wg-quick's additions (DNS, Table, SaveConfig, hooks); absent when the config has none. */
   host?: HostSettings;
 }
@@ -69,6 +68,7 @@ export interface HostSettings {
 export function hostSettingsOf(iface: InterfaceConfig): HostSettings {
   iface.host ??= { dns: [], dnsSearch: [], table: null, saveConfig: false, preUp: [], postUp: [], preDown: [], postDown: [] };
   return iface.host;
+}
 
 export interface PeerConfig {
   /** wontun mode: the peer's handshake name (required). WireGuard mode: optional label, "" when absent. */
