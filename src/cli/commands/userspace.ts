@@ -1,0 +1,80 @@
+// The wireguard-go-compatible invocation, so that wg-quick can use wontun as its userspace
+// implementation (WG_QUICK_USERSPACE_IMPLEMENTATION=wontun): `wontun [-f|--foreground] IFACE`
+// creates the TUN interface and its control socket, with no key and no peers; wg-quick then
+// sets both through the socket (`wg setconf`) and owns addresses, routes and DNS. Without -f
+// (or WG_PROCESS_FOREGROUND=1) it returns once the tunnel is ready and the daemon runs on. The
+// daemon stops on SIGTERM/SIGINT and when its interface is deleted (`wg-quick down`).
+import { ALL_OFFLOADS, parseOffloads, type Offloads } from "../../device/offloads.ts";
+import { createLogger, type LogLevel } from "../../log.ts";
+import { TunnelDaemon } from "../../daemon/daemon.ts";
+import { reportFailure, reportReady, runDetached } from "../../daemon/detach.ts";
+import { emptyWireGuardConfig } from "../../config/model.ts";
+import { validateInterfaceName } from "../../sys/tun.ts";
+import { runUntilStopped } from "../../daemon/lifecycle.ts";
+import { UsageError } from "../errors.ts";
+import { socketDir } from "../running-tunnel.ts";
+
+const FOREGROUND_FLAGS = new Set(["-f", "--foreground"]);
+
+/** True when argv is this invocation: optional -f, then one interface name and nothing else. */
+export function isUserspaceInvocation(argv: string[]): boolean {
+  const rest = argv.filter((a) => !FOREGROUND_FLAGS.has(a));
+  return rest.length === 1 && !rest[0].startsWith("-") && argv.length - rest.length <= 1 && validateInterfaceName(rest[0]) === null && !/\.(conf|ini|toml)$/i.test(rest[0]);
+}
+
+/** wireguard-go's LOG_LEVEL (verbose, error, silent) in wontun's terms. */
+function logLevelFromEnv(): LogLevel {
+  switch (process.env.LOG_LEVEL) {
+    case "verbose":
+    case "debug":
+      return "debug";
+    case "error":
+    case "silent":
+      return "error";
+    default:
+      return "info";
+  }
+}
+
+function offloadsFromEnv(): Offloads {
+  const text = process.env.WONTUN_OFFLOAD;
+  if (text === undefined) return ALL_OFFLOADS;
+  try {
+    return parseOffloads(text);
+  } catch (err) {
+    throw new UsageError(`WONTUN_OFFLOAD: ${(err as Error).message}`);
+  }
+}
+
+export async function runUserspace(argv: string[]): Promise<number> {
+  const iface = argv.find((a) => !FOREGROUND_FLAGS.has(a))!;
+  const offloads = offloadsFromEnv();
+  const foreground = argv.some((a) => FOREGROUND_FLAGS.has(a)) || process.env.WG_PROCESS_FOREGROUND === "1";
+  if (!foreground) return runDetached(["--foreground", iface], process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== "silent");
+
+  const log = createLogger(logLevelFromEnv());
+  const daemon = new TunnelDaemon({
+    interfaceName: iface,
+    config: emptyWireGuardConfig(),
+    configPath: null,
+    log,
+    offloads,
+    socketDir: socketDir(),
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    daemon.close();
+    reportFailure(`wontun: ${(err as Error).message}`);
+    throw err;
+  }
+  log.info(`${daemon.interfaceName}: running; configure it with wg (control socket ${daemon.socketPath})`);
+  reportReady();
+  try {
+    await runUntilStopped(daemon, log);
+  } finally {
+    daemon.close();
+  }
+  log.info(`${daemon.interfaceName}: stopped`);
+  return 0;
+}

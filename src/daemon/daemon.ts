@@ -1,0 +1,159 @@
+// A running tunnel: the device and its protocol, the operations API over them, and the control
+// socket that `wg` and `wontun show` talk to. Both ways of starting wontun build one: `wontun up
+// CONFIG` (which also sets up the host) and the wireguard-go-compatible `wontun IFACE` (where
+// wg-quick sets up the host and configures the tunnel through the socket).
+import { join } from "node:path";
+import { loadConfig } from "../config/load.ts";
+import { ConfigError, type Config } from "../config/model.ts";
+import type { Logger } from "../log.ts";
+import { Device } from "../device/device.ts";
+import type { Offloads } from "../device/offloads.ts";
+import { ControlServer } from "../control/server.ts";
+import { Operations } from "../control/operations.ts";
+import { changeFromConfig, reloadChange, resolveEndpoints } from "../control/config-change.ts";
+import { formatGetResponse, formatStatusResponse } from "../control/uapi-get.ts";
+import { answerSetRequest } from "../control/uapi-set.ts";
+import { ControlError } from "../control/model.ts";
+import { createProtocol } from "./protocol-factory.ts";
+
+/** Where userspace WireGuard implementations put their control sockets (wg looks there). */
+export const SOCKET_DIR = "/var/run/wireguard";
+
+export function socketPath(interfaceName: string, dir = SOCKET_DIR): string {
+  return join(dir, `${interfaceName}.sock`);
+}
+
+export interface DaemonOptions {
+  interfaceName: string;
+  config: Config;
+  /** The file a reload re-reads; null when there is none (wg-quick owns the config). */
+  configPath: string | null;
+  log: Logger;
+  offloads: Offloads;
+  /** Default SOCKET_DIR. */
+  socketDir?: string;
+}
+
+/** What a reload did, in words for the log and `wontun reload`. */
+export interface ReloadResult {
+  ok: boolean;
+  message: string;
+}
+
+export class TunnelDaemon {
+  readonly device: Device;
+  readonly operations: Operations;
+  private readonly log: Logger;
+  private server: ControlServer | null = null;
+  private config: Config;
+  private readonly labels = new Map<number, string>();
+  /** Told when a reload changed the config (the host setup follows address/route changes). */
+  onConfigReloaded: ((old: Config, next: Config) => void) | null = null;
+
+  constructor(private readonly options: DaemonOptions) {
+    this.log = options.log;
+    this.config = options.config;
+    const protocol = createProtocol(options.config, options.log, (id) => this.labels.get(id) ?? `#${id}`);
+    this.device = new Device({
+      interfaceName: options.interfaceName,
+      config: options.config,
+      protocol,
+      log: options.log,
+      offloads: options.offloads,
+    });
+    this.operations = new Operations({
+      device: this.device,
+      protocol,
+      mode: options.config.mode,
+      interfaceName: options.interfaceName,
+      name: options.config.interface.name,
+      now: () => performance.now(),
+      onPeer: (event, label) => this.log.info(`peer ${label} ${event}`),
+    });
+  }
+
+  get interfaceName(): string {
+    return this.device.tun?.name ?? this.options.interfaceName;
+  }
+
+  get socketPath(): string {
+    return socketPath(this.interfaceName, this.options.socketDir);
+  }
+
+  /** Opens the interface and the sockets, applies the config's peers, and starts serving the control socket. */
+  async start(): Promise<void> {
+    await this.device.start();
+    const resolve = await resolveEndpoints(this.config, (peer) =>
+      this.log.warn(`peer ${peer.name || "(unnamed)"}: cannot resolve endpoint ${peer.endpoint!.host}; waiting for it to contact us`),
+    );
+    this.apply(changeFromConfig(this.config, resolve));
+    const mode = this.config.mode;
+    this.server = new ControlServer({
+      path: this.socketPath,
+      log: this.log,
+      watcher: this.device,
+      handler: {
+        get: () => formatGetResponse(this.operations.status()),
+        status: () => formatStatusResponse(this.operations.status()),
+        set: (body: string) => answerSetRequest(body, mode, (change) => this.operations.apply(change)),
+      },
+    });
+    this.server.open();
+    this.device.addTimer(this.server);
+    this.log.info(`control socket ${this.socketPath}`);
+  }
+
+  run(): Promise<void> {
+    return this.device.run();
+  }
+
+  stop(): void {
+    this.device.stop();
+  }
+
+  /** Closes the control socket (removing its file) and the device (removing the interface). */
+  close(): void {
+    this.server?.close();
+    this.server = null;
+    this.device.close();
+  }
+
+  /**
+   * Re-reads the config file and applies what changed; a file with an error is refused whole
+   * and nothing changes. Peers the file does not change keep their sessions.
+   */
+  async reload(): Promise<ReloadResult> {
+    const path = this.options.configPath;
+    if (path === null) return { ok: false, message: "no config file to reload (this tunnel is configured through its control socket)" };
+    let next: Config;
+    try {
+      next = loadConfig(path, { wireguard: true });
+    } catch (err) {
+      const why = err instanceof ConfigError ? `config error: ${err.message}` : (err as Error).message;
+      return { ok: false, message: `reload refused, nothing changed: ${why}` };
+    }
+    const old = this.config;
+    if (next.mode !== old.mode) {
+      return { ok: false, message: `reload refused, nothing changed: the config switches to ${next.mode} mode, which needs a restart` };
+    }
+    const resolve = await resolveEndpoints(next, (peer) => this.log.warn(`peer ${peer.name || "(unnamed)"}: cannot resolve endpoint ${peer.endpoint!.host}`));
+    try {
+      this.apply(reloadChange(old, next, resolve));
+    } catch (err) {
+      if (err instanceof ControlError) return { ok: false, message: `reload refused, nothing changed: ${err.message}` };
+      throw err;
+    }
+    if (next.interface.name !== old.interface.name) this.operations.setLocalName(next.interface.name);
+    this.config = next;
+    this.onConfigReloaded?.(old, next);
+    return { ok: true, message: `reloaded ${path}: ${this.operations.peerCount} peer(s)` };
+  }
+
+  private apply(change: Parameters<Operations["apply"]>[0]): void {
+    // Labels for log lines come from the change itself (names, or short keys).
+    this.operations.apply(change);
+    for (const entry of this.operations.registry.entries()) {
+      this.labels.set(entry.id, entry.name || entry.key.slice(0, 8) + "…");
+    }
+  }
+}
