@@ -37,6 +37,13 @@ async function run(argv: string[], log: Logger, stdin?: string): Promise<void> {
   if (code !== 0) throw new Error(`\`${argv.join(" ")}\` failed with exit status ${code}${text ? `: ${text}` : ""}`);
 }
 
+/** How DNS would be applied here (to journal it before doing it), or null when no tool can. */
+export function plannedDns(ifname: string): DnsApplied | null {
+  if (Bun.which("resolvconf")) return { via: "resolvconf", name: resolvconfName(ifname) };
+  if (Bun.which("resolvectl")) return { via: "resolvectl", name: ifname };
+  return null;
+}
+
 /** Applies servers and search domains; returns null (after one warning) when no tool can. */
 export async function applyDns(ifname: string, servers: string[], search: string[], log: Logger): Promise<DnsApplied | null> {
   if (servers.length === 0) return null; // wg-quick: search domains alone change nothing

@@ -14,7 +14,7 @@ import { resolveTable } from "./rt-tables.ts";
 import { planRouting, RT_TABLE_MAIN, type RoutingPlan } from "./routing-policy.ts";
 import { disableRedirects, enableSrcValidMark } from "./sysctl.ts";
 import { runHooks } from "./hooks.ts";
-import { applyDns, removeDns } from "./dns.ts";
+import { applyDns, plannedDns, removeDns } from "./dns.ts";
 import { applyFirewall, removeFirewall } from "./firewall.ts";
 import { StateFile, stateFilePath, type HostStep } from "./state-file.ts";
 import { saveConfig } from "./save-config.ts";
@@ -37,7 +37,6 @@ export class HostSetup {
   /** What SaveConfig writes: the config the tunnel runs now (the control API may replace it). */
   runningConfig: () => Config;
   private readonly journal: StateFile;
-  private readonly hooksEnabled: boolean;
   private applied = false;
   private done = false;
 
@@ -45,7 +44,6 @@ export class HostSetup {
     this.plan = plan;
     this.runningConfig = () => opts.config;
     this.journal = new StateFile(stateFilePath(opts.interfaceName, opts.runDir), opts.interfaceName);
-    this.hooksEnabled = true;
   }
 
   /**
@@ -79,9 +77,9 @@ export class HostSetup {
       // Addresses, MTU, link up; the routes follow below, so that a conflict is an error.
       configureInterface(ifname, { mtu: config.interface.mtu, addresses: config.interface.addresses, routes: [] });
       if (host && host.dns.length > 0) {
-        const step: HostStep = { kind: "dns", dns: { via: "resolvconf", name: ifname } };
-        const applied = await applyDns(ifname, host.dns, host.dnsSearch, log);
-        if (applied) this.journal.record({ ...step, dns: applied });
+        const planned = plannedDns(ifname);
+        if (planned) this.journal.record({ kind: "dns", dns: planned }); // before: a crash leaves a record to delete
+        await applyDns(ifname, host.dns, host.dnsSearch, log);
       }
       this.addRoutesAndRules(ifname);
       for (const family of this.plan.fullTunnel) {

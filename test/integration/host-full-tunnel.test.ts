@@ -191,6 +191,43 @@ describe.skipIf(!canRunIntegration)("wontun up: the host, as wg-quick sets it", 
     expect(readFileSync("/etc/resolv.conf", "utf8")).toBe(realResolv);
   }, 30_000);
 
+  test("a route that already exists is an error naming it, and nothing is left behind", async () => {
+    const w = await world();
+    await w.client.ip("route add 10.99.0.0/24 via 192.168.77.1");
+    const before = await snapshot(w.client);
+    const c = await startWontun(w.client, clientConf(w, "10.99.0.0/24"), { wait: false });
+    expect(await c.exited).toBe(1);
+    expect(c.output()).toContain("route 10.99.0.0/24 already exists in table main");
+    expect(await snapshot(w.client)).toBe(before);
+  }, 30_000);
+
+  test("a hub relays between two clients with only ip_forward=1 set: traceroute shows the hub first", async () => {
+    const lab = await env.lab("host-hub");
+    const dir = env.dir();
+    const hub = await lab.host("h4hub");
+    const a = await lab.host("h4a");
+    const b = await lab.host("h4b");
+    await lab.link(hub, "192.0.2.1/24", a, "192.0.2.3/24");
+    await lab.link(hub, "198.51.100.1/24", b, "198.51.100.2/24");
+    await hub.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    const peer = (name: string, allowed: string, endpoint?: string) =>
+      ["", "[Peer]", `Name=${name}`, `AllowedIPs=${allowed}`, ...(endpoint ? [`Endpoint=${endpoint}`] : [])];
+    const hubConf = dir.write("h4hub.conf", ["[Interface]", "Name=hub", "Address=10.10.0.1/24",
+      ...peer("b", "10.10.0.2/32"), ...peer("a", "10.10.0.3/32"), ""].join("\n"));
+    const aConf = dir.write("h4a.conf", ["[Interface]", "Name=a", "Address=10.10.0.3/24", ...peer("hub", "10.10.0.0/24", "192.0.2.1:19988"), ""].join("\n"));
+    const bConf = dir.write("h4b.conf", ["[Interface]", "Name=b", "Address=10.10.0.2/24", ...peer("hub", "10.10.0.0/24", "198.51.100.1:19988"), ""].join("\n"));
+    await startWontun(hub, hubConf);
+    await startWontun(a, aConf);
+    await startWontun(b, bConf);
+    await waitForPing(b, "10.10.0.1");
+    await waitForPing(a, "10.10.0.2");
+    expect((await hub.run(["cat", "/proc/sys/net/ipv4/conf/all/send_redirects", "/proc/sys/net/ipv4/conf/h4hub/send_redirects"])).stdout).toBe("0\n0\n");
+    const tr = await a.run(["traceroute", "-n", "-w", "2", "-q", "3", "-m", "5", "10.10.0.2"], { timeoutMs: 20_000 });
+    const hops = tr.stdout.split("\n").filter((l) => /^\s*\d+\s/.test(l));
+    expect(hops[0]).toContain("10.10.0.1");
+    expect(hops[1]).toContain("10.10.0.2");
+  }, 40_000);
+
   test("sd_notify: READY=1 reaches the NOTIFY_SOCKET once the interface is up", async () => {
     const w = await world();
     const path = `${w.dir.path}/notify.sock`;
