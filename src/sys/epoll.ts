@@ -36,9 +36,12 @@ export class Epoll {
     this.eventsPtr = ptr(this.events);
   }
 
-  /** Watches `fd` for input, edge-triggered: the caller must drain it until EAGAIN. */
-  addReadable(fd: number, token: number): void {
-    this.ctlView.setUint32(0, EPOLLIN | EPOLLET, true);
+  /**
+   * Watches `fd` for input, edge-triggered (the caller must drain it until EAGAIN) unless
+   * `edgeTriggered` is false (then reported at every wait while readable).
+   */
+  addReadable(fd: number, token: number, edgeTriggered = true): void {
+    this.ctlView.setUint32(0, edgeTriggered ? EPOLLIN | EPOLLET : EPOLLIN, true);
     this.ctlView.setUint32(DATA_OFFSET, token >>> 0, true);
     this.ctlView.setUint32(DATA_OFFSET + 4, 0, true);
     if (libc.epoll_ctl(this.fd, EPOLL_CTL_ADD, fd, ptr(this.ctlEvent)) < 0) fail("epoll_ctl(ADD)");

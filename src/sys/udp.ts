@@ -159,3 +159,8 @@ export function openConnectedSocket(listen: UdpSocket, peer: Endpoint, opts: Udp
   }
   return { fd, family: listen.family, port: listen.port };
 }
+
+/** SO_MARK on an open socket (0: none); throws if the kernel refuses (it needs CAP_NET_ADMIN). */
+export function setSocketMark(fd: number, mark: number): void {
+  if (!setIntOption(fd, SOL_SOCKET, SO_MARK, mark)) fail("setsockopt(SO_MARK)", { [EPERM]: NEEDS_NET_ADMIN });
+}

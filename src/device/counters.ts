@@ -1,0 +1,10 @@
+/** Device-wide drop counters (protocol-level ones live in the protocol). */
+export class DeviceCounters {
+  noRoute = 0;
+  sourceRejected = 0;
+  notIp = 0;
+  tunWriteErrors = 0;
+  udpErrors = 0;
+  /** Super-packets from the TUN that could not be segmented (malformed, or too many segments). */
+  offloadErrors = 0;
+}

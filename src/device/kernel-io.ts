@@ -1,0 +1,43 @@
+// The kernel's Tun and Bind, chosen together from the offload switches: TSO on the TUN sizes the
+// Bind's outgoing batch; UDP GRO needs the protocol's header to leave room for a vnet header.
+import type { Logger } from "../log.ts";
+import { VNET_HDR_LEN } from "../net/offload/virtio-net-hdr.ts";
+import { UdpBind } from "./bind-udp.ts";
+import { formatOffloads, type Offloads } from "./offloads.ts";
+import { KernelTun } from "./tun-kernel.ts";
+
+/** Datagrams per sendmmsg without TSO. */
+const TX_BATCH = 32;
+/** Datagrams per sendmmsg with TSO: one super-packet of up to 64 KiB is cut into as many as
+ *  ceil(65535 / MSS) packets (48 at MTU 1420, 128 down to an MSS of 512). */
+const TSO_TX_BATCH = 128;
+
+export interface KernelIoOptions {
+  interfaceName: string;
+  offloads: Offloads;
+  mtu: number;
+  /** The protocol's header length (TunnelProtocol.headroom). */
+  protocolHeadroom: number;
+  log: Logger;
+}
+
+/**
+ * The Tun and the Bind for `offloads`, not open yet (Device.start opens them), and the offloads
+ * in use in words, for the start-up line.
+ */
+export function kernelIo(options: KernelIoOptions): { tun: KernelTun; bind: UdpBind; offloads: string } {
+  const { offloads: wanted, log } = options;
+  // Splitting a GRO buffer leaves each packet only its protocol header as headroom.
+  const groFits = options.protocolHeadroom >= VNET_HDR_LEN;
+  const offloads: Offloads = { ...wanted, "udp-gro": wanted["udp-gro"] && groFits };
+  const note = wanted["udp-gro"] && !groFits ? " (udp-gro needs WireGuard mode)" : "";
+  const tun = new KernelTun(options.interfaceName, { tso: offloads.tso, gro: offloads.gro, log });
+  const bind = new UdpBind({
+    log,
+    mtu: options.mtu,
+    txCapacity: offloads.tso ? TSO_TX_BATCH : TX_BATCH,
+    gso: offloads["udp-gso"],
+    gro: offloads["udp-gro"],
+  });
+  return { tun, bind, offloads: `${formatOffloads(offloads)}${note}` };
+}

@@ -1,0 +1,163 @@
+// The Tun over a kernel TUN device (src/sys/tun.ts). With offloads it opens the device with
+// IFF_VNET_HDR: reads may then be TCP super-packets of up to 64 KiB, cut here into packets that
+// go straight into the caller's slots (segment() also finishes partial checksums), and writes of
+// one batch's TCP segments are glued into super-packets (TcpCoalescer).
+import { ptr } from "bun:ffi";
+import { libc, errno } from "../sys/libc.ts";
+import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
+import { openTun } from "../sys/tun.ts";
+import { TcpCoalescer } from "../net/offload/coalesce.ts";
+import { SEGMENT_NO_ROOM, segment } from "../net/offload/segment.ts";
+import { VNET_HDR_LEN, VnetHdr, writeZeroVnetHdr } from "../net/offload/virtio-net-hdr.ts";
+import type { Logger } from "../log.ts";
+import { DeviceCounters } from "./counters.ts";
+import { TUN_EMPTY, TUN_NEEDS_ROOM, type Tun } from "./tun.ts";
+
+/** Largest read from a TUN with IFF_VNET_HDR: a 64 KiB super-packet and its header. */
+const TUN_READ_MAX = VNET_HDR_LEN + 65535;
+/**
+ * Buffers at least this large have their own ArrayBuffer and never move, so their address can
+ * be cached (the receive batch, the coalescer's output); ptr() is taken afresh for others.
+ */
+const STABLE_BUFFER_BYTES = 16384;
+
+export interface KernelTunOptions {
+  /** The kernel hands over TCP super-packets (IFF_VNET_HDR + TUNSETOFFLOAD). */
+  tso: boolean;
+  /** Glue received TCP segments into super-packets on write. */
+  gro: boolean;
+  log: Logger;
+}
+
+export class KernelTun implements Tun {
+  fd = -1;
+  name: string;
+  tso = false;
+  /** Every read and write starts with a virtio-net header. */
+  vnetHdr = false;
+  packetsWritten = 0;
+  counters = new DeviceCounters();
+
+  private readonly options: KernelTunOptions;
+  private readonly log: Logger;
+  private readonly coalescer: TcpCoalescer | null;
+  private readonly hdr = new VnetHdr();
+  private superPacket: Uint8Array | null = null;
+  private superPacketAddress = 0;
+  /** Length of a super-packet read but not yet cut (it needed more slots than were free). */
+  private keptLength = 0;
+  // One cached buffer address (see STABLE_BUFFER_BYTES).
+  private cachedBuffer: Uint8Array | null = null;
+  private cachedAddress = 0;
+
+  constructor(name: string, options: KernelTunOptions) {
+    this.name = name;
+    this.options = options;
+    this.log = options.log;
+    this.coalescer = options.gro ? new TcpCoalescer(64) : null;
+    this.coalescer?.reset();
+  }
+
+  open(): void {
+    const { tso, gro } = this.options;
+    const device = openTun(this.name, { vnetHdr: tso || gro, tso });
+    this.fd = device.fd;
+    this.name = device.name;
+    this.tso = device.tso;
+    this.vnetHdr = device.vnetHdr;
+    if (this.vnetHdr) {
+      this.superPacket = new Uint8Array(new ArrayBuffer(TUN_READ_MAX));
+      this.superPacketAddress = ptr(this.superPacket);
+    }
+  }
+
+  read(bytes: Uint8Array, starts: Int32Array, lengths: Int32Array, first: number, room: number, packetRoom: number): number {
+    if (!this.vnetHdr) {
+      const n = this.readFd(this.addressOf(bytes, starts[first]), packetRoom);
+      if (n < 0) return TUN_EMPTY;
+      lengths[first] = n;
+      return 1;
+    }
+    let n = this.keptLength;
+    this.keptLength = 0;
+    if (n === 0) {
+      n = this.readFd(this.superPacketAddress, TUN_READ_MAX);
+      if (n < 0) return TUN_EMPTY;
+      if (n <= VNET_HDR_LEN || !this.hdr.read(this.superPacket!, 0)) {
+        this.counters.notIp++;
+        return 0;
+      }
+    }
+    const made = segment(this.superPacket!, VNET_HDR_LEN, n - VNET_HDR_LEN, this.hdr, bytes, starts, lengths, first, room, packetRoom);
+    if (made === SEGMENT_NO_ROOM && first > 0) {
+      this.keptLength = n;
+      return TUN_NEEDS_ROOM;
+    }
+    if (made < 0) {
+      this.counters.offloadErrors++;
+      return 0;
+    }
+    return made;
+  }
+
+  /** read(2), retried on EINTR; -1 once the TUN is drained (EAGAIN) or failing (logged). */
+  private readFd(address: number, size: number): number {
+    for (;;) {
+      const n = libc.read(this.fd, address, size);
+      if (n >= 0) return n;
+      const code = errno();
+      if (code === EINTR) continue;
+      if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
+      return -1;
+    }
+  }
+
+  write(buf: Uint8Array, offset: number, length: number, coalesce: boolean): void {
+    const coalescer = this.coalescer;
+    if (coalesce && coalescer !== null) {
+      if (!coalescer.add(buf, offset, length)) {
+        this.flush();
+        coalescer.add(buf, offset, length);
+      }
+      return;
+    }
+    if (this.vnetHdr) {
+      // A zero header: no offload asked, the checksums are complete.
+      offset -= VNET_HDR_LEN;
+      length += VNET_HDR_LEN;
+      writeZeroVnetHdr(buf, offset);
+    }
+    this.writeFd(buf, offset, length);
+  }
+
+  /** Writes the coalescer's outputs (each a vnet header and a packet) and starts a new batch. */
+  flush(): void {
+    const coalescer = this.coalescer;
+    if (coalescer === null) return;
+    const outputs = coalescer.finish();
+    for (let i = 0; i < outputs; i++) this.writeFd(coalescer.outBuffer(i), coalescer.outOffset(i), coalescer.outLength(i));
+    coalescer.reset();
+  }
+
+  private writeFd(buf: Uint8Array, offset: number, length: number): void {
+    this.packetsWritten++;
+    if (libc.write(this.fd, this.addressOf(buf, offset), length) < 0) {
+      const code = errno();
+      if (this.counters.tunWriteErrors++ === 0) this.log.warn(`write to TUN failed (${errnoName(code)}); counting further failures quietly`);
+    }
+  }
+
+  private addressOf(buf: Uint8Array, offset: number): number {
+    if (buf === this.cachedBuffer) return this.cachedAddress + offset;
+    if (buf.byteLength < STABLE_BUFFER_BYTES) return ptr(buf, offset);
+    this.cachedBuffer = buf;
+    this.cachedAddress = ptr(buf);
+    return this.cachedAddress + offset;
+  }
+
+  /** Closing the fd removes the interface with its addresses and routes. */
+  close(): void {
+    if (this.fd >= 0) libc.close(this.fd);
+    this.fd = -1;
+  }
+}
