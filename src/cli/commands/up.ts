@@ -4,6 +4,8 @@ import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from "../../log.ts";
 import { Device } from "../../device/device.ts";
+import { kernelIo } from "../../device/kernel-io.ts";
+import { addConfigPeers } from "../../device/config-peers.ts";
 import { HostSetup } from "../../host/setup.ts";
 import { notifyReady, notifyReloading, notifyStopping } from "../../host/notify.ts";
 import { ALL_OFFLOADS, OFFLOAD_NAMES, parseOffloads, type Offloads } from "../../device/offloads.ts";
@@ -49,6 +51,9 @@ export function parseLogLevel(value: unknown): LogLevel {
   return text;
 }
 
+/** The config's i-th peer is peer i + 1 (in the protocol and the device). */
+const configPeerId = (i: number) => i + 1;
+
 /** The protocol a config asks for: WireGuard when it has keys, else the plaintext wontun one. */
 function createProtocol(config: Config, log: Logger): TunnelProtocol {
   const labels = config.peers.map(peerLabel);
@@ -56,7 +61,8 @@ function createProtocol(config: Config, log: Logger): TunnelProtocol {
     const aead = selectAeadBackend();
     const wg = new WireGuardProtocol({
       privateKey: config.interface.privateKey!,
-      peers: config.peers.map((p) => ({
+      peers: config.peers.map((p, i) => ({
+        id: configPeerId(i),
         publicKey: p.publicKey!,
         presharedKey: p.presharedKey,
         persistentKeepaliveSeconds: p.persistentKeepalive,
@@ -64,7 +70,7 @@ function createProtocol(config: Config, log: Logger): TunnelProtocol {
       aead,
       mtu: config.interface.mtu,
     });
-    wg.onEvent = (peer, message) => log.debug(`peer ${labels[peer]}: ${message}`);
+    wg.onEvent = (peer, message) => log.debug(`peer ${labels[peer - 1]}: ${message}`);
     let via: string = aead.name;
     if (aead instanceof BySizeBackend) {
       via = "libsodium, and libcrypto from the first long packet on";
@@ -76,9 +82,9 @@ function createProtocol(config: Config, log: Logger): TunnelProtocol {
   log.warn("wontun protocol: traffic is NOT encrypted or authenticated; use it only on networks you trust");
   const wontun = new WontunProtocol(
     config.interface.name,
-    config.peers.map((p) => ({ name: p.name, persistentKeepaliveSeconds: p.persistentKeepalive })),
+    config.peers.map((p, i) => ({ id: configPeerId(i), name: p.name, persistentKeepaliveSeconds: p.persistentKeepalive })),
   );
-  wontun.onTransition = (peer, from, to) => log.debug(`peer ${labels[peer]}: ${from} -> ${to}`);
+  wontun.onTransition = (peer, from, to) => log.debug(`peer ${labels[peer - 1]}: ${from} -> ${to}`);
   return wontun;
 }
 
@@ -114,7 +120,9 @@ export const upCommand = defineCommand({
     // Before the device: a full tunnel's fwmark must be on its sockets from the start; PreUp runs.
     const host = await HostSetup.prepare({ config, interfaceName, configPath: args.config, log });
     const protocol = createProtocol(config, log);
-    const device = new Device({ interfaceName, config, protocol, log, offloads });
+    const io = kernelIo({ interfaceName, offloads, mtu: config.interface.mtu, protocolHeadroom: protocol.headroom, log });
+    io.bind.setMark(config.interface.fwmark);
+    const device = new Device({ tun: io.tun, bind: io.bind, protocol, log, listenPort: config.interface.listenPort });
     // systemd's readiness protocol; a NOTIFY_SOCKET that cannot be reached is only worth a warning.
     const tellSystemd = (send: () => boolean) => {
       try { send(); } catch (e) { log.warn(`systemd notification failed: ${(e as Error).message}`); }
@@ -140,15 +148,18 @@ export const upCommand = defineCommand({
       tellSystemd(() => notifyReady());
     });
     try {
-      await device.start();
+      device.start();
+      log.info(`interface ${device.tun.name} open; offloads ${io.offloads}`);
+      await addConfigPeers(device, config, config.peers.map((_, i) => configPeerId(i)), log);
       await host.apply(device.tun!.name);
       log.info(`interface ${device.tun!.name} up: ${host.describe()}`);
       log.info(`${config.peers.length} peer(s) configured; running`);
       tellSystemd(() => notifyReady(`${device.tun!.name} up`));
       await device.run();
     } finally {
-      for (const link of device.links) {
-        log.debug(`peer ${link.name}: ${protocol.describe(link.index)} rx ${link.rxPackets} pkts/${link.rxBytes} B tx ${link.txPackets} pkts/${link.txBytes} B`);
+      for (const id of device.peerIds()) {
+        const { rxBytes, txBytes } = device.peerTransfer(id);
+        log.debug(`peer ${device.peerName(id)}: rx ${rxBytes} B tx ${txBytes} B`);
       }
       await host.teardown(() => device.close());
     }
