@@ -33,15 +33,24 @@ function implementation(name: ImplName, binary: string): Implementation {
     binary,
     async start(host, iface) {
       const proc = host.spawn([binary, "-f", iface], { env: { WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "error" } });
-      let exited = false;
-      proc.exited.then(() => (exited = true));
-      await waitFor(async () => {
-        if (exited) throw new Error(`${name} ${iface} exited early:\n${proc.output()}`);
-        return existsSync(uapiSocket(iface)) && (await host.run(["wg", "show", iface])).code === 0;
-      }, 5000, `${name} ${iface} control socket`);
+      await waitForSocket(host, iface, proc);
       return proc;
     },
   };
+}
+
+/**
+ * Waits until IFACE's control socket answers `wg show`; fails at once, with its output, if the
+ * foreground daemon `proc` exits first.
+ */
+export async function waitForSocket(host: Host, iface: string, proc: SpawnedProcess, timeoutMs = 5000): Promise<void> {
+  const early = proc.exited.then((code) => {
+    throw new Error(`${iface}'s daemon exited (${code}) before its control socket answered:\n${proc.output()}`);
+  });
+  const ready = waitFor(async () => existsSync(uapiSocket(iface)) && (await host.run(["wg", "show", iface])).code === 0,
+    timeoutMs, `${iface} control socket:\n${proc.output()}`);
+  early.catch(() => {}); // only raced below; once ready, a later exit is the test's business
+  await Promise.race([ready, early]);
 }
 
 const REPO = resolve(import.meta.dir, "../..");
