@@ -10,11 +10,12 @@ import { Device } from "../device/device.ts";
 import type { Offloads } from "../device/offloads.ts";
 import { ControlServer } from "../control/server.ts";
 import { Operations } from "../control/operations.ts";
-import { changeFromConfig, reloadChange, resolveEndpoints } from "../control/config-change.ts";
+import { changeFromConfig, reloadChange } from "../control/config-change.ts";
 import { formatGetResponse, formatStatusResponse } from "../control/uapi-get.ts";
 import { answerSetRequest } from "../control/uapi-set.ts";
 import { ControlError } from "../control/model.ts";
 import { createProtocol } from "./protocol-factory.ts";
+import { EndpointResolver, literalEndpoint, namedEndpoints } from "./endpoint-resolver.ts";
 
 /** Where userspace WireGuard implementations put their control sockets (wg looks there). */
 export const SOCKET_DIR = "/var/run/wireguard";
@@ -45,6 +46,8 @@ export class TunnelDaemon {
   readonly operations: Operations;
   private readonly log: Logger;
   private server: ControlServer | null = null;
+  /** Resolves hostname endpoints in the background (IP literals are applied at once). */
+  private endpoints: EndpointResolver | null = null;
   private config: Config;
   private readonly labels = new Map<number, string>();
   /** Told when a reload changed the config (the host setup follows address/route changes). */
@@ -83,10 +86,10 @@ export class TunnelDaemon {
   /** Opens the interface and the sockets, applies the config's peers, and starts serving the control socket. */
   async start(): Promise<void> {
     await this.device.start();
-    const resolve = await resolveEndpoints(this.config, (peer) =>
-      this.log.warn(`peer ${peer.name || "(unnamed)"}: cannot resolve endpoint ${peer.endpoint!.host}; waiting for it to contact us`),
-    );
-    this.apply(changeFromConfig(this.config, resolve));
+    // Names never hold up the tunnel: IP-literal endpoints now, hostnames as they resolve.
+    this.apply(changeFromConfig(this.config, literalEndpoint));
+    this.endpoints = new EndpointResolver({ operations: this.operations, log: this.log });
+    this.endpoints.track(namedEndpoints(this.config.peers));
     const mode = this.config.mode;
     this.server = new ControlServer({
       path: this.socketPath,
@@ -108,11 +111,13 @@ export class TunnelDaemon {
   }
 
   stop(): void {
+    this.endpoints?.stop();
     this.device.stop();
   }
 
   /** Closes the control socket (removing its file) and the device (removing the interface). */
   close(): void {
+    this.endpoints?.stop();
     this.server?.close();
     this.server = null;
     this.device.close();
@@ -136,15 +141,16 @@ export class TunnelDaemon {
     if (next.mode !== old.mode) {
       return { ok: false, message: `reload refused, nothing changed: the config switches to ${next.mode} mode, which needs a restart` };
     }
-    const resolve = await resolveEndpoints(next, (peer) => this.log.warn(`peer ${peer.name || "(unnamed)"}: cannot resolve endpoint ${peer.endpoint!.host}`));
     try {
-      this.apply(reloadChange(old, next, resolve));
+      this.apply(reloadChange(old, next, literalEndpoint));
     } catch (err) {
       if (err instanceof ControlError) return { ok: false, message: `reload refused, nothing changed: ${err.message}` };
       throw err;
     }
     if (next.interface.name !== old.interface.name) this.operations.setLocalName(next.interface.name);
     this.config = next;
+    // Changed or new hostname endpoints are resolved in the background; unchanged ones keep their state.
+    this.endpoints?.track(namedEndpoints(next.peers));
     this.onConfigReloaded?.(old, next);
     return { ok: true, message: `reloaded ${path}: ${this.operations.peerCount} peer(s)` };
   }
