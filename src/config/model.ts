@@ -45,6 +45,8 @@ export interface InterfaceConfig {
   fwmark: number;
   /** Curve25519 private key as written (not clamped), 32 bytes; non-null exactly in WireGuard mode. */
   privateKey: Uint8Array | null;
+  /** Where privateKey was read from (PrivateKeyFile, resolved against the config's directory); absent when inline. */
+  privateKeyFile?: string;
   /** wg-quick's additions (DNS, Table, SaveConfig, hooks); absent when the config has none. */
   host?: HostSettings;
 }
@@ -86,7 +88,7 @@ export interface PeerConfig {
 }
 
 export interface Config {
-  /** "wireguard" iff [Interface] has a PrivateKey. */
+  /** "wireguard" iff [Interface] has a PrivateKey (or PrivateKeyFile). */
   mode: ConfigMode;
   interface: InterfaceConfig;
   peers: PeerConfig[];

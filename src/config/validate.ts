@@ -21,6 +21,8 @@ import {
   hostSettingsOf,
 } from "./model.ts";
 import { quote } from "../text.ts";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { dirname, resolve as resolvePath } from "node:path";
 
 export type ConfigFormat = "ini" | "toml";
 export type SectionKind = "interface" | "peer";
@@ -92,6 +94,16 @@ function hook(ini: string, toml: string, field: "preUp" | "postUp" | "preDown" |
 export const INTERFACE_KEYS: KeySpec<InterfaceConfig>[] = [
   { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
   { ini: "PrivateKey", toml: "private_key", apply: (t, v) => { t.privateKey = v.key(); } },
+  // The key in a file of its own (a container secret, /run/secrets/wg0.key), read when the config is.
+  {
+    ini: "PrivateKeyFile",
+    toml: "private_key_file",
+    apply: (t, v) => {
+      const { key, path } = v.keyFile();
+      t.privateKey = key;
+      t.privateKeyFile = path;
+    },
+  },
   { ini: "Address", toml: "address", list: true, apply: (t, v) => { t.addresses = v.cidrs(true); } },
   {
     ini: "ListenPort",
@@ -176,12 +188,24 @@ const SPECIAL_WORDS = new Map<SpecialAddress, string>([
 
 const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
+/** A key file holds 44 characters and a newline; anything much longer is not one. */
+const KEY_FILE_MAX_BYTES = 1024;
+
+/** "ENOENT: no such file or directory" from a node:fs error. */
+function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const text = e.code === "ENOENT" ? "no such file or directory" : e.code === "EACCES" ? "permission denied" : e.code === "EISDIR" ? "it is a directory" : e.message;
+  return e.code ? `${e.code}: ${text}` : String(err);
+}
+
 /** Typed access to one entry's value(s); every failure is a ConfigError located at the item. */
 export class ValueReader {
   constructor(
     private readonly file: string,
     private readonly format: ConfigFormat,
     private readonly entry: RawEntry,
+    /** Where a value that is valid but worth a word goes (Config.warnings). */
+    private readonly warnings: string[] = [],
   ) {}
 
   fail(reason: string, line: number | null = this.entry.line): never {
@@ -283,6 +307,45 @@ export class ValueReader {
     // The reason comes from decodeKey, which must not repeat the text: it may be a private key.
     if (typeof key === "string") this.fail(key, this.single().line);
     return key;
+  }
+
+  /**
+   * PrivateKeyFile: a path (relative to the config file's directory) to a file holding one base64
+   * key, as `wg genkey` writes it; surrounding whitespace is allowed. The file is never echoed.
+   */
+  keyFile(): { key: Uint8Array; path: string } {
+    const line = this.single().line;
+    const path = resolvePath(dirname(this.file), this.string().trim());
+    let fd: number;
+    let text: string;
+    try {
+      fd = openSync(path, "r");
+    } catch (err) {
+      this.fail(`cannot read key file ${quote(path)}: ${describeFsError(err)}`, line);
+    }
+    try {
+      // A key is 44 characters; reading stops well after that, whatever the file is (/dev/zero).
+      const buf = new Uint8Array(KEY_FILE_MAX_BYTES + 1);
+      let n = 0;
+      for (;;) {
+        const got = readSync(fd, buf, n, buf.length - n, null);
+        if (got === 0) break;
+        n += got;
+        if (n > KEY_FILE_MAX_BYTES) this.fail(`key file ${quote(path)} is too long to hold one base64 key`, line);
+      }
+      text = new TextDecoder().decode(buf.subarray(0, n)).trim();
+      if ((fstatSync(fd).mode & 0o007) !== 0) this.warnings.push(`${this.file}${line === null ? "" : `:${line}`}: key file ${path} is accessible by others`);
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      this.fail(`cannot read key file ${quote(path)}: ${describeFsError(err)}`, line);
+    } finally {
+      closeSync(fd);
+    }
+    if (text === "") this.fail(`key file ${quote(path)} is empty; it must hold one base64 key (wontun genkey > FILE)`, line);
+    const key = decodeKey(text);
+    // decodeKey's reason never repeats the text (it is a private key), nor does this message.
+    if (typeof key === "string") this.fail(`key file ${quote(path)} does not hold one base64 key: ${key}`, line);
+    return { key, path };
   }
 
   /** A peer's public key: a key that no handshake can ever complete with is refused here. */
@@ -412,7 +475,7 @@ function applySection<T>(raw: RawConfig, section: RawSection, target: T, context
   for (const spec of keysOf(section.kind) as KeySpec<T>[]) {
     const entry = section.entries.get(spec.ini);
     if (!entry) continue;
-    const meaningful = spec.apply(target, new ValueReader(raw.file, raw.format, entry), context);
+    const meaningful = spec.apply(target, new ValueReader(raw.file, raw.format, entry, warnings), context);
     if (spec.warn && meaningful !== false) {
       const where = entry.line === null ? raw.file : `${raw.file}:${entry.line}`;
       warnings.push(`${where}: ${entry.key} is accepted but not acted on yet (wg-quick feature)`);
@@ -442,7 +505,11 @@ export function buildConfig(raw: RawConfig): Config {
   const peerSectionLabel = sectionLabel("peer", format);
   const privateKeyName = spelled("interface", "PrivateKey");
   const publicKeyName = spelled("peer", "PublicKey");
-  const mode: ConfigMode = ifSection.entries.has("PrivateKey") ? "wireguard" : "wontun";
+  const mode: ConfigMode = ifSection.entries.has("PrivateKey") || ifSection.entries.has("PrivateKeyFile") ? "wireguard" : "wontun";
+  if (ifSection.entries.has("PrivateKey") && ifSection.entries.has("PrivateKeyFile")) {
+    throw new ConfigError(file, lineOf(ifSection, "PrivateKeyFile"), keyOf(ifSection, "PrivateKeyFile"),
+      `${keyOf(ifSection, "PrivateKeyFile")} and ${keyOf(ifSection, "PrivateKey")} both give the private key; keep one`);
+  }
   const context: ApplyContext = { mode };
   const warnings: string[] = [];
 
