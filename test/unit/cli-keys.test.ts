@@ -2,6 +2,7 @@
 // `wg genkey`, `wg pubkey`, `wg genpsk`, checked against `wg` itself when it is installed.
 import { describe, expect, test } from "bun:test";
 import { MAIN } from "../helpers/wontun-node.ts";
+import { loadConfig } from "../../src/config/load.ts";
 
 interface Run {
   code: number;
@@ -122,16 +123,23 @@ describe("wontun genkey / pubkey / genpsk", () => {
 describe("WireGuard configs on the command line", () => {
   const FIXTURE = `${import.meta.dir}/../fixtures/config/wg0.conf`;
 
-  test("conf prints a wg-quick config, warnings on stderr, output parseable by wg's own key tools", async () => {
+  test("conf prints a wg-quick config without warnings (DNS, hooks, Table, SaveConfig are acted on by up), output parseable by wg's own key tools", async () => {
     const r = await wontun(["conf", FIXTURE]);
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout);
     expect(json.interface.public_key).toBe("6NaISLXHYLiQk6rJUDRWpZKubW4VIm9yLxM2TqJELXc=");
-    expect(r.stderr.trim().split("\n")).toEqual([
-      `wontun: warning: ${FIXTURE}:6: DNS is accepted but not acted on yet (wg-quick feature)`,
-      `wontun: warning: ${FIXTURE}:8: PostUp is accepted but not acted on yet (wg-quick feature)`,
-      `wontun: warning: ${FIXTURE}:10: PostDown is accepted but not acted on yet (wg-quick feature)`,
+    // wg-quick's keys are read into the config `wontun up` acts on, so nothing is "ignored" any more.
+    expect(r.stderr).toBe("");
+    const host = loadConfig(FIXTURE, { wireguard: true }).interface.host!;
+    expect(host.dns).toEqual(["10.8.0.53", "fd08::53"]);
+    expect(host.dnsSearch).toEqual(["corp.example"]);
+    expect(host.postUp).toEqual([
+      "iptables -A FORWARD -i %i -j ACCEPT; iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE",
+      "ip6tables -A FORWARD -i %i -j ACCEPT",
     ]);
+    expect(host.postDown).toEqual(["iptables -D FORWARD -i %i -j ACCEPT; iptables -t nat -D POSTROUTING -o eth0 -j MASQUERADE"]);
+    expect(host.table).toBe("auto");
+    expect(host.saveConfig).toBe(false);
     if (WG) {
       const derived = await run([WG, "pubkey"], `${json.interface.private_key}\n`);
       expect(derived.stdout.trim()).toBe(json.interface.public_key);
