@@ -5,7 +5,7 @@
 // down` deletes the link, and the daemon must then exit and remove its socket.
 // wg-quick only runs inside lab namespaces, in a private mount namespace (see wgQuick).
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { canRunIntegration, waitFor, type Host } from "../helpers/netns.ts";
 import { ping, waitForPing } from "../helpers/wontun-node.ts";
 import { newKeys, type WgKeys } from "../helpers/wireguard.ts";
@@ -43,7 +43,7 @@ Endpoint = ${peer.endpoint}
 AllowedIPs = ${peer.allowedIps.join(", ")}
 `;
   const file = env.dir().write(`${iface}.conf`, text);
-  Bun.spawnSync(["chmod", "600", file]);
+  chmodSync(file, 0o600); // else wg-quick warns that it is world accessible
   return file;
 }
 
