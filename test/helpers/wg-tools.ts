@@ -57,7 +57,8 @@ const REPO = resolve(import.meta.dir, "../..");
 
 /** Stock wireguard-go: the other end of every tunnel, and the implementation when UAPI_IMPL=wireguard-go. */
 export const WIREGUARD_GO = implementation("wireguard-go", Bun.which("wireguard-go") ?? "/usr/bin/wireguard-go");
-const WONTUN = implementation("wontun", join(REPO, "dist/wontun"));
+/** dist/wontun (`npm run build`); WONTUN_BINARY points elsewhere, e.g. at a build under test. */
+const WONTUN = implementation("wontun", process.env.WONTUN_BINARY ?? join(REPO, "dist/wontun"));
 
 const chosen = process.env.UAPI_IMPL ?? "wontun";
 if (chosen !== "wontun" && chosen !== "wireguard-go") throw new Error(`UAPI_IMPL must be wontun or wireguard-go, not "${chosen}"`);
