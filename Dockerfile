@@ -1,5 +1,6 @@
 # wontun server image: the prebuilt single executable on Debian, nothing else.
-# Run `npm run build` first (it makes dist/wontun, the only file this build copies); see docs/docker.md.
+# Run `npm run build` first (it makes dist/wontun, the only file this build copies); see docs/docker.md
+# (podman set-up, keys, WireGuard mode, secrets, health check).
 #
 #   podman build -t wontun .
 #   podman run -d --cap-add NET_ADMIN --device /dev/net/tun --sysctl net.ipv4.ip_forward=1 \
@@ -24,5 +25,9 @@ EXPOSE 19988/udp
 
 # wontun exits 0 on SIGTERM (podman/docker stop) after removing its interface.
 STOPSIGNAL SIGTERM
+# Healthy while a tunnel's control socket answers: `wontun show all --json` lists only the daemons
+# that answered (the interface name depends on the config file, so no name is fixed here).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["sh", "-c", "wontun show all --json | grep -q '\"interface\"'"]
 ENTRYPOINT ["wontun"]
 CMD ["up", "/etc/wontun/wontun0.conf"]
