@@ -3,8 +3,9 @@
 # builds dist/wontun and the image, runs the server container inside a throwaway network namespace
 # with examples/demo/server.conf, and checks that client-A (plain dist/wontun in a second namespace)
 # reaches the server (10.10.0.1) and, relayed by the container, client-B (10.10.0.2, a third
-# namespace), and that the image's HEALTHCHECK passes. Then stops the container (exit status 0, interface gone) and removes everything it
-# made: containers, the image tag, namespaces, temp files. Run as root from anywhere:
+# namespace), and that the image's HEALTHCHECK passes. Then stops the container (exit status 0,
+# interface gone) and removes everything it made: containers, the image tag, namespaces, temp
+# files. Run as root from anywhere:
 #   bash scripts/docker-smoke.sh
 set -euo pipefail
 
