@@ -1,10 +1,15 @@
 #!/usr/bin/env bun
-// wontun's command line. Subcommands: up, conf, genkey, pubkey, genpsk. The original program's invocation
-// `wontun --conf FILE [--log-level L]` still works and means `wontun up FILE`.
+// wontun's command line. Subcommands: up, show, down, reload, conf, genkey, pubkey, genpsk. The
+// original program's invocation `wontun --conf FILE [--log-level L]` still works and means
+// `wontun up FILE`; wireguard-go's `wontun [-f] IFACE` starts a tunnel for wg-quick.
 import { defineCommand, runCommand, type CommandDef } from "citty";
 import { upCommand } from "./commands/up.ts";
 import { confCommand } from "./commands/conf.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./commands/keys.ts";
+import { showCommand } from "./commands/show.ts";
+import { downCommand } from "./commands/down.ts";
+import { reloadCommand } from "./commands/reload.ts";
+import { isUserspaceInvocation, runUserspace } from "./commands/userspace.ts";
 import { ConfigError } from "../config/model.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 import { VERSION } from "./version.ts";
@@ -15,6 +20,9 @@ import { escapeControls } from "../text.ts";
 // No prototype: `wontun constructor` is an unknown command, not Object's constructor.
 const subCommands: Record<string, CommandDef<any>> = Object.assign(Object.create(null), {
   up: upCommand,
+  show: showCommand,
+  down: downCommand,
+  reload: reloadCommand,
   conf: confCommand,
   genkey: genkeyCommand,
   pubkey: pubkeyCommand,
@@ -67,6 +75,7 @@ export async function cli(rawArgv: string[]): Promise<number> {
       await printUsage(main);
       return EXIT_USAGE;
     }
+    if (!(argv[0] in subCommands) && isUserspaceInvocation(argv)) return await runUserspace(argv);
     await runCommand(main, { rawArgs: argv });
     return EXIT_OK;
   } catch (err) {

@@ -133,3 +133,23 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+/**
+ * The config of a tunnel started without a file (the wireguard-go-compatible invocation): WireGuard
+ * mode with no key, no peers and no addresses yet; `wg setconf` and wg-quick provide them.
+ */
+export function emptyWireGuardConfig(): Config {
+  return {
+    mode: "wireguard",
+    interface: {
+      name: "",
+      addresses: [],
+      listenPort: DEFAULT_LISTEN_PORT_WIREGUARD,
+      mtu: DEFAULT_MTU_WIREGUARD,
+      fwmark: 0,
+      privateKey: null,
+    },
+    peers: [],
+    warnings: [],
+  };
+}

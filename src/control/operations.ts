@@ -116,12 +116,9 @@ export class Operations {
     if (change.privateKey && change.privateKey.length !== 32) throw new ControlError(UAPI_EINVAL, "private key must be 32 bytes");
     if (this.mode === "wontun" && change.privateKey) throw new ControlError(UAPI_EINVAL, "a wontun-mode tunnel has no private key");
     const ourKey = this.ownPublicKeyAfter(change);
-    const seen = new Set<string>();
     const planned: PlannedPeer[] = [];
-    for (const peer of change.peers) {
+    for (const peer of mergeRepeatedPeers(change.peers, (p) => this.outsideKey(p))) {
       const key = this.outsideKey(peer);
-      if (seen.has(key)) throw new ControlError(UAPI_EINVAL, `peer ${this.labelOf(peer)} appears twice in one request`);
-      seen.add(key);
       if (peer.presharedKey && peer.presharedKey.length !== 32) throw new ControlError(UAPI_EINVAL, "preshared key must be 32 bytes");
       if (peer.persistentKeepalive !== undefined && !(Number.isInteger(peer.persistentKeepalive) && peer.persistentKeepalive >= 0 && peer.persistentKeepalive <= 65535)) {
         throw new ControlError(UAPI_EINVAL, `persistent keepalive ${peer.persistentKeepalive} is out of range (0-65535)`);
@@ -256,6 +253,35 @@ export class Operations {
     if (change.privateKey === undefined) return this.protocol.publicKey;
     return change.privateKey ? publicKeyOf(change.privateKey) : null;
   }
+}
+
+/**
+ * A request may name a peer twice (`wg set wg0 peer K … peer K …`); wireguard-go applies the
+ * sections in turn. Folding them into one keeps plan() to one decision per peer: later values
+ * win, prefixes add up, and a later replace_allowed_ips or remove drops what came before.
+ */
+function mergeRepeatedPeers(peers: PeerChange[], keyOf: (p: PeerChange) => string): PeerChange[] {
+  const byKey = new Map<string, PeerChange>();
+  for (const peer of peers) {
+    const key = keyOf(peer);
+    const earlier = byKey.get(key);
+    if (!earlier || peer.remove || earlier.remove) {
+      byKey.delete(key);
+      byKey.set(key, { ...peer, allowedIps: [...peer.allowedIps] });
+      continue;
+    }
+    earlier.updateOnly = earlier.updateOnly && peer.updateOnly;
+    if (peer.presharedKey !== undefined) earlier.presharedKey = peer.presharedKey;
+    if (peer.endpoint !== undefined) earlier.endpoint = peer.endpoint;
+    if (peer.persistentKeepalive !== undefined) earlier.persistentKeepalive = peer.persistentKeepalive;
+    if (peer.replaceAllowedIps) {
+      earlier.replaceAllowedIps = true;
+      earlier.allowedIps = [...peer.allowedIps];
+    } else {
+      earlier.allowedIps.push(...peer.allowedIps);
+    }
+  }
+  return [...byKey.values()];
 }
 
 function sameKey(a: Uint8Array | null, b: Uint8Array | null): boolean {

@@ -10,7 +10,7 @@ import { libc } from "../sys/libc.ts";
 import { EADDRINUSE, EAGAIN, SysError } from "../sys/errno.ts";
 import { acceptUnix, listenUnix, probeUnix, readSome, writeSome } from "../sys/unix-socket.ts";
 import type { Logger } from "../log.ts";
-import { UAPI_EINVAL, UAPI_ENOMEM } from "./model.ts";
+import { UAPI_EINVAL, UAPI_ENOMEM, UAPI_EPROTO } from "./model.ts";
 import { parseRequestHead, type RequestKind } from "./uapi-request.ts";
 import { errnoLine } from "./uapi-values.ts";
 
@@ -329,9 +329,13 @@ export class ControlServer {
     }
   }
 
-  /** An unknown operation: wireguard-go logs it and hangs up without an answer. */
+  /**
+   * An unknown operation: wireguard-go hangs up without a word; we say EPROTO first, so a
+   * client (or a person with socat) learns why, then hang up, since what follows cannot be framed.
+   */
   private hangUp(c: Client, head: string): void {
     this.log?.debug(`control: invalid UAPI operation ${JSON.stringify(head.slice(0, 40))}; closing`);
+    this.reply(c, errnoLine(UAPI_EPROTO));
     c.closing = true;
   }
 

@@ -7,6 +7,9 @@ import { loadConfig } from "../config/load.ts";
 import { ConfigError, type Config } from "../config/model.ts";
 import type { Logger } from "../log.ts";
 import { Device } from "../device/device.ts";
+import { encodeKey } from "../crypto/keys.ts";
+import { formatIp, parseIp } from "../net/ip.ts";
+import { kernelIo } from "../device/kernel-io.ts";
 import type { Offloads } from "../device/offloads.ts";
 import { ControlServer } from "../control/server.ts";
 import { Operations } from "../control/operations.ts";
@@ -50,6 +53,8 @@ export class TunnelDaemon {
   private endpoints: EndpointResolver | null = null;
   private config: Config;
   private readonly labels = new Map<number, string>();
+  /** The offloads in use, in words, for the start-up line. */
+  private readonly offloads: string;
   /** Told when a reload changed the config (the host setup follows address/route changes). */
   onConfigReloaded: ((old: Config, next: Config) => void) | null = null;
 
@@ -57,13 +62,17 @@ export class TunnelDaemon {
     this.log = options.log;
     this.config = options.config;
     const protocol = createProtocol(options.config, options.log, (id) => this.labels.get(id) ?? `#${id}`);
-    this.device = new Device({
+    const io = kernelIo({
       interfaceName: options.interfaceName,
-      config: options.config,
-      protocol,
-      log: options.log,
       offloads: options.offloads,
+      mtu: options.config.interface.mtu,
+      protocolHeadroom: protocol.headroom,
+      log: options.log,
     });
+    this.offloads = io.offloads;
+    // A full tunnel's fwmark must be on the sockets from their first packet.
+    io.bind.setMark(options.config.interface.fwmark);
+    this.device = new Device({ tun: io.tun, bind: io.bind, protocol, log: options.log, listenPort: options.config.interface.listenPort });
     this.operations = new Operations({
       device: this.device,
       protocol,
@@ -76,7 +85,7 @@ export class TunnelDaemon {
   }
 
   get interfaceName(): string {
-    return this.device.tun?.name ?? this.options.interfaceName;
+    return this.device.tun.name || this.options.interfaceName;
   }
 
   get socketPath(): string {
@@ -85,7 +94,8 @@ export class TunnelDaemon {
 
   /** Opens the interface and the sockets, applies the config's peers, and starts serving the control socket. */
   async start(): Promise<void> {
-    await this.device.start();
+    this.device.start();
+    this.log.info(`interface ${this.interfaceName} open; offloads ${this.offloads}`);
     // Names never hold up the tunnel: IP-literal endpoints now, hostnames as they resolve.
     this.apply(changeFromConfig(this.config, literalEndpoint));
     this.endpoints = new EndpointResolver({ operations: this.operations, log: this.log });
@@ -104,6 +114,34 @@ export class TunnelDaemon {
     this.server.open();
     this.device.addTimer(this.server);
     this.log.info(`control socket ${this.socketPath}`);
+  }
+
+  /**
+   * The config as it runs now: the file's interface settings with the peers the tunnel has,
+   * including those added or changed through the control socket (SaveConfig writes this).
+   */
+  runningConfig(): Config {
+    const status = this.operations.status();
+    const base = this.config;
+    const byKey = new Map(base.peers.map((p) => [p.publicKey ? encodeKey(p.publicKey) : p.name, p]));
+    return {
+      ...base,
+      interface: { ...base.interface, privateKey: status.privateKey ?? base.interface.privateKey, listenPort: status.listenPort, fwmark: status.fwmark },
+      peers: status.peers.map((peer) => {
+        const fromFile = byKey.get(peer.publicKey ? encodeKey(peer.publicKey) : peer.name);
+        // A name-based endpoint keeps its name; one learnt or set at run time is written as an address.
+        const endpoint = fromFile?.endpoint && !parseIp(fromFile.endpoint.host) ? fromFile.endpoint
+          : peer.endpoint ? { host: formatIp(peer.endpoint.address), port: peer.endpoint.port } : (fromFile?.endpoint ?? null);
+        return {
+          name: peer.name,
+          endpoint,
+          allowedIps: peer.allowedIps,
+          persistentKeepalive: peer.persistentKeepalive,
+          publicKey: peer.publicKey,
+          presharedKey: peer.presharedKey,
+        };
+      }),
+    };
   }
 
   run(): Promise<void> {

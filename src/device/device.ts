@@ -192,6 +192,10 @@ export class Device implements ControlSink, QueueWatcher {
       // A long wait comes right after a yield, and time asleep is not work.
       if (!lingering && timeout > 0) lastYield = now;
       this.work(now);
+      if (this.tun.gone) {
+        this.log.info(`interface ${this.tun.name} was deleted; shutting down`);
+        break;
+      }
       const idle = n === 0 && !busy; // the wait ran out (or a signal interrupted it)
       if (idle || now - lastYield >= YIELD_EVERY_MS) {
         if (idle && now - this.lastCompaction >= COMPACT_EVERY_MS && this.worthCompacting()) this.compactHeap();

@@ -5,6 +5,9 @@
 import { ptr } from "bun:ffi";
 import { libc, errno } from "../sys/libc.ts";
 import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
+
+/** "File descriptor in bad state": what a TUN fd answers once its interface is deleted. */
+const EBADFD = 77;
 import { openTun } from "../sys/tun.ts";
 import { TcpCoalescer } from "../net/offload/coalesce.ts";
 import { SEGMENT_NO_ROOM, segment } from "../net/offload/segment.ts";
@@ -36,6 +39,7 @@ export class KernelTun implements Tun {
   /** Every read and write starts with a virtio-net header. */
   vnetHdr = false;
   packetsWritten = 0;
+  gone = false;
   counters = new DeviceCounters();
 
   private readonly options: KernelTunOptions;
@@ -107,7 +111,9 @@ export class KernelTun implements Tun {
       if (n >= 0) return n;
       const code = errno();
       if (code === EINTR) continue;
-      if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
+      // A deleted interface leaves the fd detached: reads fail with EBADFD from then on.
+      if (code === EBADFD) this.gone = true;
+      else if (code !== EAGAIN) this.log.error(`read from TUN: ${errnoName(code)}`);
       return -1;
     }
   }

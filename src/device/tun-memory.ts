@@ -5,6 +5,7 @@ import { TUN_EMPTY, type Tun } from "./tun.ts";
 
 export class MemoryTun implements Tun {
   readonly fd = -1;
+  readonly gone = false;
   packetsWritten = 0;
   counters = new DeviceCounters();
   /** Packets the device wrote, in order (copies). */

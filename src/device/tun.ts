@@ -23,6 +23,8 @@ export interface Tun {
   readonly fd: number;
   /** Packets written so far (a write makes the kernel answer at once: the device reads again). */
   readonly packetsWritten: number;
+  /** The interface was deleted under us (`ip link del`, `wg-quick down`): the device stops. */
+  readonly gone: boolean;
   /** Where drop counters go (the device sets its own). */
   counters: DeviceCounters;
 

@@ -33,7 +33,7 @@ export interface HostOptions {
 const tableName = (t: number) => (t === RT_TABLE_MAIN ? "main" : String(t));
 
 export class HostSetup {
-  readonly plan: RoutingPlan;
+  plan: RoutingPlan;
   /** What SaveConfig writes: the config the tunnel runs now (the control API may replace it). */
   runningConfig: () => Config;
   private readonly journal: StateFile;
@@ -98,6 +98,55 @@ export class HostSetup {
       await this.undoSteps();
       throw e;
     }
+  }
+
+  /**
+   * A reload changed the config: the MTU and addresses follow, and routes come and go with the
+   * AllowedIPs. A change of routing policy (full tunnel, its table or fwmark) needs a restart:
+   * it is reported and left as it runs.
+   */
+  configReloaded(next: Config): void {
+    const { log, interfaceName } = this.opts;
+    const old = this.opts.config;
+    if (!this.applied) return;
+    const plan = planRouting(next, resolveTable(next.interface.host?.table ?? null), listAllRoutes);
+    const policyChanged = plan.fullTunnel.join() !== this.plan.fullTunnel.join() || plan.rules.length !== this.plan.rules.length ||
+      (next.interface.host?.table ?? null) !== (old.interface.host?.table ?? null);
+    const index = interfaceIndex(interfaceName);
+    const nl = RtNetlink.open();
+    try {
+      if (next.interface.mtu !== old.interface.mtu) nl.setMtu(index, next.interface.mtu);
+      const key = (c: Cidr) => `${formatCidr(c)}`;
+      const oldAddresses = new Set(old.interface.addresses.map(key));
+      const nextAddresses = new Set(next.interface.addresses.map(key));
+      for (const a of next.interface.addresses) if (!oldAddresses.has(key(a))) nl.addAddress(index, a);
+      for (const a of old.interface.addresses) if (!nextAddresses.has(key(a))) nl.deleteAddress(index, a);
+      if (policyChanged || plan.fullTunnel.length > 0) {
+        const same = plan.routes.map((r) => key(r.cidr)).sort().join() === this.plan.routes.map((r) => key(r.cidr)).sort().join();
+        if (!same || policyChanged) log.warn("reload: the routing policy (full tunnel, Table) changed; routes stay as they are until a restart");
+      } else {
+        const routeKey = (r: { cidr: Cidr; table: number }) => `${key(r.cidr)}@${r.table}`;
+        const before = new Set(this.plan.routes.map(routeKey));
+        const after = new Set(plan.routes.map(routeKey));
+        for (const r of this.plan.routes) {
+          if (after.has(routeKey(r))) continue;
+          if (r.table === RT_TABLE_MAIN) nl.deleteRoute(index, r.cidr);
+          else nl.deleteTableRoute(index, r.cidr, r.table);
+          this.journal.forget({ kind: "route", cidr: formatCidr(r.cidr), table: r.table });
+        }
+        for (const r of plan.routes) {
+          if (before.has(routeKey(r))) continue;
+          this.journal.record({ kind: "route", cidr: formatCidr(r.cidr), table: r.table });
+          const added = r.table === RT_TABLE_MAIN ? nl.addRoute(index, r.cidr) : nl.addTableRoute(index, r.cidr, r.table);
+          if (!added) log.warn(`reload: route ${formatCidr(r.cidr)} already exists (another interface has it); not added`);
+        }
+        this.plan = plan;
+      }
+    } finally {
+      nl.close();
+    }
+    this.opts.config = next;
+    log.info(`interface ${interfaceName}: ${this.describe()}`);
   }
 
   /** A one-line summary for the log: addresses, MTU, routes and rules. */

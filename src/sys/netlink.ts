@@ -29,6 +29,7 @@ const NLMSG_ERROR = 2;
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const RTM_NEWADDR = 20;
+const RTM_DELADDR = 21;
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const RTM_GETROUTE = 26;
@@ -276,6 +277,18 @@ export class RtNetlink {
     this.bytesAttr(IFA_LOCAL, cidr.address);
     this.bytesAttr(IFA_ADDRESS, cidr.address);
     return this.exchange(`add address ${formatIp(cidr.address)}/${cidr.prefix} to ${interfaceName(ifindex)}`, EEXIST);
+  }
+
+  /** Removes address `cidr` from the interface. Returns false if it was not there. */
+  deleteAddress(ifindex: number, cidr: Cidr): boolean {
+    const family = familyNumber(cidr);
+    this.begin(RTM_DELADDR, 0, IFADDRMSG_LEN);
+    const at = NLMSG_HDRLEN;
+    this.send.setUint8(at + IFA_FAMILY, family);
+    this.send.setUint8(at + IFA_PREFIXLEN, cidr.prefix);
+    this.send.setUint32(at + IFA_INDEX, ifindex, true);
+    this.bytesAttr(IFA_LOCAL, cidr.address);
+    return this.exchange(`delete address ${formatIp(cidr.address)}/${cidr.prefix} from ${interfaceName(ifindex)}`, EADDRNOTAVAIL);
   }
 
   /**

@@ -113,3 +113,27 @@ export function writeSome(fd: number, bufPtr: number, len: number): number {
     if (code !== EINTR) return -code;
   }
 }
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/**
+ * The pid of the process that serves the unix socket at `path` (SO_PEERCRED of a connection to
+ * it), or null when nothing accepts there. `wontun down` and `reload` signal that process.
+ */
+export function serverPid(path: string): number | null {
+  const addr = sockaddrUn(path);
+  const fd = newSocket();
+  try {
+    if (libc.connect(fd, ptr(addr), SOCKADDR_UN_SIZE) !== 0) return null;
+    // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+    const cred = new Uint8Array(new ArrayBuffer(12));
+    const length = new Uint32Array(new ArrayBuffer(4));
+    length[0] = cred.length;
+    if (libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ptr(cred), ptr(length)) !== 0) return null;
+    const pid = new DataView(cred.buffer).getInt32(0, true);
+    return pid > 0 ? pid : null;
+  } finally {
+    libc.close(fd);
+  }
+}

@@ -1,21 +1,17 @@
-// `wontun up CONFIG`: bring the tunnel up in the foreground until SIGINT/SIGTERM.
+// `wontun up CONFIG`: bring the tunnel up in the foreground until SIGINT/SIGTERM, with the host
+// set up around it as wg-quick would (src/host), and its control socket served for `wg` and
+// `wontun show`; SIGHUP re-reads the config.
 import { defineCommand } from "citty";
 import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
-import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from "../../log.ts";
-import { Device } from "../../device/device.ts";
-import { kernelIo } from "../../device/kernel-io.ts";
-import { addConfigPeers } from "../../device/config-peers.ts";
+import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../../log.ts";
+import { TunnelDaemon } from "../../daemon/daemon.ts";
+import { runUntilStopped } from "../../daemon/lifecycle.ts";
+import { socketDir } from "../running-tunnel.ts";
 import { HostSetup } from "../../host/setup.ts";
 import { notifyReady, notifyReloading, notifyStopping } from "../../host/notify.ts";
 import { ALL_OFFLOADS, OFFLOAD_NAMES, parseOffloads, type Offloads } from "../../device/offloads.ts";
-import { WontunProtocol } from "../../protocol/wontun/protocol.ts";
-import { WireGuardProtocol } from "../../protocol/wireguard/protocol.ts";
-import type { TunnelProtocol } from "../../protocol/tunnel.ts";
-import { forcedAeadBackend, selectAeadBackend } from "../../crypto/aead.ts";
-import { BySizeBackend } from "../../crypto/aead-by-size.ts";
-import { encodeKey } from "../../crypto/keys.ts";
-import { peerLabel, type Config } from "../../config/model.ts";
+import { forcedAeadBackend } from "../../crypto/aead.ts";
 import { parseCommandLine, parseIntegerOption } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -51,43 +47,6 @@ export function parseLogLevel(value: unknown): LogLevel {
   return text;
 }
 
-/** The config's i-th peer is peer i + 1 (in the protocol and the device). */
-const configPeerId = (i: number) => i + 1;
-
-/** The protocol a config asks for: WireGuard when it has keys, else the plaintext wontun one. */
-function createProtocol(config: Config, log: Logger): TunnelProtocol {
-  const labels = config.peers.map(peerLabel);
-  if (config.mode === "wireguard") {
-    const aead = selectAeadBackend();
-    const wg = new WireGuardProtocol({
-      privateKey: config.interface.privateKey!,
-      peers: config.peers.map((p, i) => ({
-        id: configPeerId(i),
-        publicKey: p.publicKey!,
-        presharedKey: p.presharedKey,
-        persistentKeepaliveSeconds: p.persistentKeepalive,
-      })),
-      aead,
-      mtu: config.interface.mtu,
-    });
-    wg.onEvent = (peer, message) => log.debug(`peer ${labels[peer - 1]}: ${message}`);
-    let via: string = aead.name;
-    if (aead instanceof BySizeBackend) {
-      via = "libsodium, and libcrypto from the first long packet on";
-      aead.onLongUnavailable = (why) => log.warn(`libcrypto unavailable (${why}); long packets stay on libsodium`);
-    }
-    log.info(`WireGuard mode, public key ${encodeKey(wg.publicKey)}; ChaCha20-Poly1305 via ${via}`);
-    return wg;
-  }
-  log.warn("wontun protocol: traffic is NOT encrypted or authenticated; use it only on networks you trust");
-  const wontun = new WontunProtocol(
-    config.interface.name,
-    config.peers.map((p, i) => ({ id: configPeerId(i), name: p.name, persistentKeepaliveSeconds: p.persistentKeepalive })),
-  );
-  wontun.onTransition = (peer, from, to) => log.debug(`peer ${labels[peer - 1]}: ${from} -> ${to}`);
-  return wontun;
-}
-
 /** --offload wins over WONTUN_OFFLOAD; neither means all. */
 function chooseOffloads(flag: string | undefined): Offloads {
   const [source, text] = flag !== undefined ? ["--offload", flag] : ["WONTUN_OFFLOAD", process.env.WONTUN_OFFLOAD];
@@ -119,49 +78,30 @@ export const upCommand = defineCommand({
     for (const warning of config.warnings) log.warn(warning);
     // Before the device: a full tunnel's fwmark must be on its sockets from the start; PreUp runs.
     const host = await HostSetup.prepare({ config, interfaceName, configPath: args.config, log });
-    const protocol = createProtocol(config, log);
-    const io = kernelIo({ interfaceName, offloads, mtu: config.interface.mtu, protocolHeadroom: protocol.headroom, log });
-    io.bind.setMark(config.interface.fwmark);
-    const device = new Device({ tun: io.tun, bind: io.bind, protocol, log, listenPort: config.interface.listenPort });
+    const daemon = new TunnelDaemon({ interfaceName, config, configPath: args.config, log, offloads, socketDir: socketDir() });
+    host.runningConfig = () => daemon.runningConfig();
+    daemon.onConfigReloaded = (_old, next) => host.configReloaded(next);
     // systemd's readiness protocol; a NOTIFY_SOCKET that cannot be reached is only worth a warning.
     const tellSystemd = (send: () => boolean) => {
-      try { send(); } catch (e) { log.warn(`systemd notification failed: ${(e as Error).message}`); }
-    };
-
-    let signals = 0;
-    const onSignal = (signal: string) => {
-      signals++;
-      if (signals > 1) {
-        log.warn(`${signal} again: exiting now`);
-        process.exit(1);
+      try {
+        send();
+      } catch (e) {
+        log.warn(`systemd notification failed: ${(e as Error).message}`);
       }
-      log.info(`${signal}: shutting down`);
-      tellSystemd(notifyStopping);
-      device.stop();
     };
-    process.on("SIGINT", () => onSignal("SIGINT"));
-    process.on("SIGTERM", () => onSignal("SIGTERM"));
-    // systemd's ExecReload sends SIGHUP; until reload exists it must not end the process.
-    process.on("SIGHUP", () => {
-      tellSystemd(notifyReloading);
-      log.warn("SIGHUP: reloading the config is not implemented yet; nothing changed");
-      tellSystemd(() => notifyReady());
-    });
     try {
-      device.start();
-      log.info(`interface ${device.tun.name} open; offloads ${io.offloads}`);
-      await addConfigPeers(device, config, config.peers.map((_, i) => configPeerId(i)), log);
-      await host.apply(device.tun!.name);
-      log.info(`interface ${device.tun!.name} up: ${host.describe()}`);
-      log.info(`${config.peers.length} peer(s) configured; running`);
-      tellSystemd(() => notifyReady(`${device.tun!.name} up`));
-      await device.run();
+      await daemon.start();
+      await host.apply(daemon.interfaceName);
+      log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
+      log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
+      tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
+      await runUntilStopped(daemon, log, {
+        onStop: () => tellSystemd(notifyStopping),
+        beforeReload: () => tellSystemd(notifyReloading),
+        afterReload: () => tellSystemd(() => notifyReady()),
+      });
     } finally {
-      for (const id of device.peerIds()) {
-        const { rxBytes, txBytes } = device.peerTransfer(id);
-        log.debug(`peer ${device.peerName(id)}: rx ${rxBytes} B tx ${txBytes} B`);
-      }
-      await host.teardown(() => device.close());
+      await host.teardown(() => daemon.close());
     }
     log.info("stopped; interface removed");
   },
