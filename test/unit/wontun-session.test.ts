@@ -65,8 +65,10 @@ describe("wontun session: loss, restart, simultaneous initiation", () => {
     const net = new SimNet();
     const client = net.add({ name: "client-A", peers: [{ name: "server", endpoint: true }] });
     const times: number[] = [];
-    client.sendControl = () => times.push(net.now);
-    client.boot();
+    net.tap = (from) => {
+      if (from === "client-A") times.push(net.now);
+    };
+    client.boot(); // again, now that the tap watches
     net.run(200_000);
     const gaps = times.slice(1).map((t, i) => t - times[i]);
     expect(gaps[0]).toBeGreaterThanOrEqual(1000);
