@@ -53,6 +53,8 @@ export class TunnelDaemon {
   private endpoints: EndpointResolver | null = null;
   private config: Config;
   private readonly labels = new Map<number, string>();
+  /** The port bound at start (the kernel's pick when the config has none). */
+  private startPort = 0;
   /** The offloads in use, in words, for the start-up line. */
   private readonly offloads: string;
   /** Told when a reload changed the config (the host setup follows address/route changes). */
@@ -95,6 +97,7 @@ export class TunnelDaemon {
   /** Opens the interface and the sockets, applies the config's peers, and starts serving the control socket. */
   async start(): Promise<void> {
     this.device.start();
+    this.startPort = this.device.listenPort;
     this.log.info(`interface ${this.interfaceName} open; offloads ${this.offloads}`);
     // Names never hold up the tunnel: IP-literal endpoints now, hostnames as they resolve.
     this.apply(changeFromConfig(this.config, literalEndpoint));
@@ -126,7 +129,13 @@ export class TunnelDaemon {
     const byKey = new Map(base.peers.map((p) => [p.publicKey ? encodeKey(p.publicKey) : p.name, p]));
     return {
       ...base,
-      interface: { ...base.interface, privateKey: status.privateKey ?? base.interface.privateKey, listenPort: status.listenPort, fwmark: status.fwmark },
+      // A port the kernel picked (ListenPort absent) stays absent unless a request moved it.
+      interface: {
+        ...base.interface,
+        privateKey: status.privateKey ?? base.interface.privateKey,
+        listenPort: base.interface.listenPort === 0 && status.listenPort === this.startPort ? 0 : status.listenPort,
+        fwmark: status.fwmark,
+      },
       peers: status.peers.map((peer) => {
         const fromFile = byKey.get(peer.publicKey ? encodeKey(peer.publicKey) : peer.name);
         // A name-based endpoint keeps its name; one learnt or set at run time is written as an address.

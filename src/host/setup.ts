@@ -73,7 +73,7 @@ export class HostSetup {
     const { config, log } = this.opts;
     const host = config.interface.host;
     try {
-      disableRedirects(ifname);
+      disableRedirects(ifname, (m) => log.warn(m));
       // Addresses, MTU, link up; the routes follow below, so that a conflict is an error.
       configureInterface(ifname, { mtu: config.interface.mtu, addresses: config.interface.addresses, routes: [] });
       if (host && host.dns.length > 0) {

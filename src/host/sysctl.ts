@@ -11,9 +11,16 @@ export function writeSysctl(key: string, value: string): void {
  * with redirects, which mean nothing on a tunnel and eat the ICMP rate limit. Never undone (the
  * kernel module does not undo it either).
  */
-export function disableRedirects(ifname: string): void {
-  writeSysctl(`net/ipv4/conf/${ifname}/send_redirects`, "0");
-  writeSysctl("net/ipv4/conf/all/send_redirects", "0");
+export function disableRedirects(ifname: string, warn: (message: string) => void): void {
+  try {
+    writeSysctl(`net/ipv4/conf/${ifname}/send_redirects`, "0");
+    writeSysctl("net/ipv4/conf/all/send_redirects", "0");
+  } catch (err) {
+    // A container's /proc/sys is read-only: the tunnel works without this, so say it and go on.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EROFS" && code !== "EACCES" && code !== "EPERM") throw err;
+    warn(`cannot turn ICMP redirects off (${code}: /proc/sys is read-only here, as in a container); a hub may send redirects`);
+  }
 }
 
 /**
