@@ -93,7 +93,8 @@ describe.skipIf(!canRunIntegration || !hasWgTools)(`${IMPL.name} started the way
     const a = await lab.host("a");
     const iface = env.iface("d");
     // LOG_LEVEL unset: a daemon keeps no pipe of ours open, so run() returns when the parent exits.
-    const r = await a.run(["env", "-u", "LOG_LEVEL", "-u", "WG_PROCESS_FOREGROUND", IMPL.binary, iface]);
+    // As wg-quick runs it: its WG_QUICK_USERSPACE_IMPLEMENTATION is in the environment.
+    const r = await a.run(["env", "-u", "LOG_LEVEL", "-u", "WG_PROCESS_FOREGROUND", `WG_QUICK_USERSPACE_IMPLEMENTATION=${IMPL.binary}`, IMPL.binary, iface]);
     if (r.code !== 0) throw new Error(`\`${IMPL.binary} ${iface}\` exited ${r.code}: ${r.stderr}`);
     // Ready means ready: wg-quick's very next step is `wg setconf`.
     expect(existsSync(uapiSocket(iface))).toBe(true);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { createConnection, type Socket } from "node:net";
+import { createConnection, createServer, type Socket } from "node:net";
 import { mkdtempSync, rmSync, statSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -162,13 +162,13 @@ describe("ControlServer", () => {
     await until("client gone", () => server.stats().clients === 0);
   });
 
-  test("an unknown operation is hung up on without an answer (as wireguard-go)", async () => {
+  test("an unknown operation gets errno=-71 (EPROTO), then the hang-up (wireguard-go only hangs up)", async () => {
     const { path } = start();
     for (const bad of ["get=2\n\n", "hello\n", "x".repeat(100)]) {
       const c = rawClient(path);
       c.socket.write(bad);
       await c.closed;
-      expect(c.received()).toBe("");
+      expect(c.received()).toBe("errno=-71\n\n");
     }
   });
 
@@ -359,8 +359,12 @@ describe("controlRequest errors", () => {
   });
 
   test("closed without a complete answer", async () => {
-    const { path } = start();
+    // A listener that hangs up on every client at once (as wireguard-go does on an unknown operation).
+    const path = join(mkdtempSync(join(tmpdir(), "ctl-close-")), "x.sock");
+    const server = createServer((conn) => conn.end()).listen(path);
+    await new Promise((resolve) => server.once("listening", resolve));
     const e = await controlRequest(path, "bogus\n\n", 2000).catch((x) => x);
+    server.close();
     expect(e.kind).toBe("closed");
     expect(e.message.includes("\n")).toBe(false);
   });

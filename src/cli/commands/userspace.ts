@@ -1,5 +1,6 @@
 // The wireguard-go-compatible invocation, so that wg-quick can use wontun as its userspace
 // implementation (WG_QUICK_USERSPACE_IMPLEMENTATION=wontun): `wontun [-f|--foreground] IFACE`
+// (the bare form only when wg-quick's variable is set, see isUserspaceInvocation)
 // creates the TUN interface and its control socket, with no key and no peers; wg-quick then
 // sets both through the socket (`wg setconf`) and owns addresses, routes and DNS. Without -f
 // (or WG_PROCESS_FOREGROUND=1) it returns once the tunnel is ready and the daemon runs on. The
@@ -16,10 +17,17 @@ import { socketDir } from "../running-tunnel.ts";
 
 const FOREGROUND_FLAGS = new Set(["-f", "--foreground"]);
 
-/** True when argv is this invocation: optional -f, then one interface name and nothing else. */
-export function isUserspaceInvocation(argv: string[]): boolean {
+/**
+ * True when argv is this invocation: one interface name and nothing else, with -f/--foreground,
+ * WG_PROCESS_FOREGROUND=1, or from wg-quick (WG_QUICK_USERSPACE_IMPLEMENTATION is in its
+ * environment). A bare `wontun NAME` otherwise stays an unknown command: a mistyped command must
+ * not create an interface.
+ */
+export function isUserspaceInvocation(argv: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   const rest = argv.filter((a) => !FOREGROUND_FLAGS.has(a));
-  return rest.length === 1 && !rest[0].startsWith("-") && argv.length - rest.length <= 1 && validateInterfaceName(rest[0]) === null && !/\.(conf|ini|toml)$/i.test(rest[0]);
+  const asked = rest.length < argv.length || env.WG_PROCESS_FOREGROUND === "1" || (env.WG_QUICK_USERSPACE_IMPLEMENTATION ?? "") !== "";
+  return asked && rest.length === 1 && !rest[0].startsWith("-") && argv.length - rest.length <= 1 &&
+    validateInterfaceName(rest[0]) === null && !/\.(conf|ini|toml)$/i.test(rest[0]);
 }
 
 /** wireguard-go's LOG_LEVEL (verbose, error, silent) in wontun's terms. */
