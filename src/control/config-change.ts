@@ -50,7 +50,8 @@ async function resolveOne(host: string, port: number): Promise<Endpoint | null> 
 export function changeFromConfig(config: Config, resolve: EndpointResolver): DeviceChange {
   return {
     privateKey: config.mode === "wireguard" ? config.interface.privateKey : undefined,
-    listenPort: config.interface.listenPort,
+    // No listenPort: the device bound the config's port when it opened (0 = the kernel's pick,
+    // which a listen_port of 0 here would replace with another pick).
     fwmark: config.interface.fwmark,
     replacePeers: true,
     peers: config.peers.map((peer) => peerChange(peer, resolve, true)),
