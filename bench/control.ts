@@ -122,7 +122,8 @@ const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e)).s
 
 // ---- per implementation --------------------------------------------------------------------
 
-type Failed = { failed: string };
+/** A figure that could not be measured; `partial` holds what was measured around the failures. */
+type Failed = { failed: string; partial?: unknown };
 
 interface PeersResult {
   peers: number;
@@ -151,6 +152,9 @@ interface DataRun {
   /** CPU of the polled daemon (b, the receiving end with all the peers), % of one core. */
   daemonCpuPercent: number;
   polls: number;
+  /** Polls where `wg show` failed (their time is left out of pollMedianMs). */
+  pollFailures: number;
+  pollError: string;
   pollMedianMs: number;
 }
 
@@ -162,6 +166,9 @@ interface DataResult {
   daemonCpuNoPoll: Summary;
   daemonCpuPoll: Summary;
   pollsPerRun: number;
+  pollFailures: number;
+  /** The first reason a poll failed ("" if none did). */
+  pollError: string;
   pollMedianMs: number;
   runs: DataRun[];
 }
@@ -171,6 +178,7 @@ interface State {
   index: number;
   ifB: string;
   ifA: string;
+  keysB: WgKeys | null;
   procB: SpawnedProcess | null;
   procA: SpawnedProcess | null;
   innerB: string;
@@ -187,7 +195,8 @@ async function addPeers(s: State, b: Host): Promise<PeersResult> {
   s.procB = await startDaemon(b, s.impl.binary, s.ifB);
   const pid = s.procB.proc.pid;
   const rssFresh = mib(pid).rss;
-  await setPrivateKey(s.ifB, newKeys(), 51900 + s.index);
+  s.keysB = newKeys();
+  await setPrivateKey(s.ifB, s.keysB, 51900 + s.index);
   const keys = Array.from({ length: config.peers }, () => newKeys().publicKey);
   const times: number[] = [];
   const start = performance.now();
@@ -204,29 +213,59 @@ async function addPeers(s: State, b: Host): Promise<PeersResult> {
   return { peers: config.peers, totalSeconds, perPeerMs: withP90(times), rssFreshMiB: rssFresh, rssMiB: m.rss, rssAnonMiB: m.anon };
 }
 
-async function measureGet(s: State): Promise<GetResult> {
+/** Requests that failed: how many of how many, and the first reason (the rest usually repeat it). */
+interface Failures {
+  count: number;
+  of: number;
+  first: string;
+}
+
+const failureText = (what: string, f: Failures) => `${f.count} of ${f.of} ${what} failed: ${f.first}`;
+
+async function measureGet(s: State): Promise<GetResult | Failed> {
   if (!s.procB) throw new Error("no daemon");
   const path = socketPath(s.ifB);
-  const first = await uapiRequest(path, "get=1\n\n"); // untimed: first use of the code paths
-  if (first.errno !== 0) throw new Error(`get=1 answered errno=${first.errno}`);
-  const peersInAnswer = first.text.split("\n").filter((l) => l.startsWith("public_key=")).length;
+  const rawFailures: Failures = { count: 0, of: config.gets + 1, first: "" };
+  const dumpFailures: Failures = { count: 0, of: config.dumps, first: "" };
+  const failed = (f: Failures, e: unknown) => {
+    f.count++;
+    if (!f.first) f.first = errorText(e);
+  };
   const raw: number[] = [];
-  let bytes = first.bytes;
-  for (let i = 0; i < config.gets; i++) {
-    const r = await uapiRequest(path, "get=1\n\n");
-    if (r.errno !== 0) throw new Error(`get=1 answered errno=${r.errno}`);
-    raw.push(r.ms);
-    bytes = r.bytes;
+  let bytes = Number.NaN;
+  let peersInAnswer = Number.NaN;
+  // The first request is untimed (first use of the code paths) but checked like the others.
+  for (let i = 0; i <= config.gets; i++) {
+    try {
+      const r = await uapiRequest(path, "get=1\n\n");
+      if (r.errno !== 0) throw new Error(`get=1 answered errno=${r.errno}`);
+      peersInAnswer = r.text.split("\n").filter((l) => l.startsWith("public_key=")).length;
+      if (peersInAnswer !== config.peers) throw new Error(`get=1 lists ${peersInAnswer} peers, not the ${config.peers} added`);
+      if (i > 0) raw.push(r.ms);
+      bytes = r.bytes;
+    } catch (e) {
+      failed(rawFailures, e);
+    }
   }
   const dump: number[] = [];
-  let dumpLines = 0;
+  let dumpLines = Number.NaN;
   for (let i = 0; i < config.dumps; i++) {
-    const r = await wg(["show", s.ifB, "dump"]);
-    dump.push(r.ms);
-    dumpLines = r.stdout.trim().split("\n").length;
+    try {
+      const r = await wg(["show", s.ifB, "dump"]);
+      dumpLines = r.stdout.trim().split("\n").length;
+      if (dumpLines !== config.peers + 1) throw new Error(`wg show dump printed ${dumpLines} lines, not ${config.peers + 1}`);
+      dump.push(r.ms);
+    } catch (e) {
+      failed(dumpFailures, e);
+    }
   }
   const m = mib(s.procB.proc.pid);
-  return { peersInAnswer, answerBytes: bytes, rawMs: withP90(raw), dumpMs: withP90(dump), dumpLines, rssMiB: m.rss, rssAnonMiB: m.anon };
+  const result = { peersInAnswer, answerBytes: bytes, rawMs: withP90(raw), dumpMs: withP90(dump), dumpLines, rssMiB: m.rss, rssAnonMiB: m.anon };
+  const reasons = [
+    ...(rawFailures.count ? [failureText("get=1 requests", rawFailures)] : []),
+    ...(dumpFailures.count ? [failureText("wg show dump runs", dumpFailures)] : []),
+  ];
+  return reasons.length ? { failed: reasons.join("; "), partial: { ...result, rawFailures, dumpFailures } } : result;
 }
 
 /** Host a gets a one-peer daemon of the same implementation; b (the N-peer daemon) gets a as a peer. */
@@ -239,8 +278,7 @@ async function setupTunnel(s: State, a: Host, b: Host): Promise<void> {
   const ka = newKeys();
   s.procA = await startDaemon(a, s.impl.binary, s.ifA);
   await setPrivateKey(s.ifA, ka, port);
-  const pubB = (await wg(["show", s.ifB, "public-key"])).stdout.trim();
-  await wg(["set", s.ifA, "peer", pubB, "allowed-ips", `${net}.1/32`, "endpoint", `192.0.2.1:${port}`]);
+  await wg(["set", s.ifA, "peer", s.keysB!.publicKey, "allowed-ips", `${net}.1/32`, "endpoint", `192.0.2.1:${port}`]);
   await wg(["set", s.ifB, "peer", ka.publicKey, "allowed-ips", `${net}.2/32`, "endpoint", `192.0.2.2:${port}`]);
   for (const [host, ifname, addr] of [[b, s.ifB, `${net}.1/24`], [a, s.ifA, `${net}.2/24`]] as const) {
     await host.ip(`addr add ${addr} dev ${ifname}`);
@@ -256,16 +294,18 @@ async function setupTunnel(s: State, a: Host, b: Host): Promise<void> {
 }
 
 /** `wg show IFACE` every `intervalMs` (the next one starts right away if one took longer). */
-function startPoll(ifname: string, intervalMs: number): { stop(): Promise<number[]> } {
+function startPoll(ifname: string, intervalMs: number): { stop(): Promise<{ times: number[]; firstError: string }> } {
   let running = true;
   const times: number[] = [];
+  let firstError = "";
   const loop = (async () => {
     while (running) {
       const started = performance.now();
       try {
         times.push((await wg(["show", ifname])).ms);
-      } catch {
+      } catch (e) {
         times.push(Number.NaN);
+        firstError ||= errorText(e);
       }
       const wait = intervalMs - (performance.now() - started);
       if (wait > 0 && running) await Bun.sleep(wait);
@@ -275,7 +315,7 @@ function startPoll(ifname: string, intervalMs: number): { stop(): Promise<number
     async stop() {
       running = false;
       await loop;
-      return times;
+      return { times, firstError };
     },
   };
 }
@@ -287,10 +327,19 @@ async function dataRun(s: State, a: Host, run: number, poll: boolean): Promise<D
   try {
     const r = await iperfTcp(a, s.innerB, { seconds: config.seconds });
     const daemonCpuPercent = cpu.stop()[0];
-    const times = poller ? await poller.stop() : [];
-    const failedPolls = times.filter((t) => !Number.isFinite(t)).length;
-    if (failedPolls > 0) throw new Error(`${failedPolls} of ${times.length} wg show polls failed`);
-    return { run, poll, gbps: r.gbps, retransmits: r.retransmits, daemonCpuPercent, polls: times.length, pollMedianMs: quantile(times, 0.5) };
+    const { times, firstError } = poller ? await poller.stop() : { times: [], firstError: "" };
+    const pollFailures = times.filter((t) => !Number.isFinite(t)).length;
+    return {
+      run,
+      poll,
+      gbps: r.gbps,
+      retransmits: r.retransmits,
+      daemonCpuPercent,
+      polls: times.length,
+      pollFailures,
+      pollError: firstError,
+      pollMedianMs: quantile(times, 0.5),
+    };
   } finally {
     await poller?.stop();
   }
@@ -307,6 +356,8 @@ function summarizeData(runs: DataRun[]): DataResult {
     daemonCpuNoPoll: summarize(pick(false, (r) => r.daemonCpuPercent)),
     daemonCpuPoll: summarize(pick(true, (r) => r.daemonCpuPercent)),
     pollsPerRun: quantile(pick(true, (r) => r.polls), 0.5),
+    pollFailures: runs.reduce((n, r) => n + r.pollFailures, 0),
+    pollError: runs.find((r) => r.pollError)?.pollError ?? "",
     pollMedianMs: quantile(pick(true, (r) => r.pollMedianMs), 0.5),
     runs,
   };
@@ -324,6 +375,7 @@ const states = await withControlLab(async ({ id, a, b }) => {
     index,
     ifB: `${id}b${index}`,
     ifA: `${id}a${index}`,
+    keysB: null,
     procB: null,
     procA: null,
     innerB: "",
@@ -378,14 +430,20 @@ const states = await withControlLab(async ({ id, a, b }) => {
           try {
             s.dataRuns.push(await dataRun(s, a, run, poll));
           } catch (e) {
-            s.data = { failed: errorText(e) };
+            s.data = { failed: errorText(e), partial: s.dataRuns.length ? summarizeData(s.dataRuns) : undefined };
             progress(`${s.impl.label}: failed: ${s.data.failed}`);
             break;
           }
         }
       }
     }
-    for (const s of live()) if (s.dataRuns.length) s.data = summarizeData(s.dataRuns);
+    for (const s of live()) {
+      if (!s.dataRuns.length) continue;
+      const data = summarizeData(s.dataRuns);
+      // A failed poll did not load the daemon as the figure says: no "polled" figure to compare.
+      const polls = s.dataRuns.filter((r) => r.poll).reduce((n, r) => n + r.polls, 0);
+      s.data = data.pollFailures ? { failed: `${data.pollFailures} of ${polls} wg show polls failed: ${data.pollError}`, partial: data } : data;
+    }
   } finally {
     for (const s of states) {
       if (s.procA) await stopDaemon(s.procA, s.ifA);
@@ -400,6 +458,8 @@ if (wasInterrupted()) await new Promise(() => {});
 // ---- the table -------------------------------------------------------------------------------
 
 const ok = <T extends object>(r: T | Failed): r is T => !("failed" in r);
+/** The figures of a result, or of what was measured before it failed (undefined: nothing). */
+const got = <T extends object>(r: T | Failed): T | undefined => (ok(r) ? r : (r.partial as T | undefined));
 const wontun = states.find((s) => s.impl.id === "wontun");
 const references = states.filter((s) => s.impl.id !== "wontun");
 
@@ -407,27 +467,26 @@ interface Column {
   head: string;
   section: "peers" | "get" | "data";
   value: (s: State) => number;
-  /** Text when the figure is a ratio already, or needs no wontun ÷ reference ratio. */
   digits?: (x: number) => string;
 }
 
 const columns: Column[] = [
-  { section: "get", head: "get=1 ms", value: (s) => (ok(s.get) ? s.get.rawMs.median : NaN) },
-  { section: "get", head: "p90", value: (s) => (ok(s.get) ? s.get.rawMs.p90 : NaN) },
-  { section: "get", head: "bytes", value: (s) => (ok(s.get) ? s.get.answerBytes : NaN), digits: (x) => x.toFixed(0) },
-  { section: "get", head: "dump ms", value: (s) => (ok(s.get) ? s.get.dumpMs.median : NaN) },
-  { section: "get", head: "p90", value: (s) => (ok(s.get) ? s.get.dumpMs.p90 : NaN) },
-  { section: "get", head: "RSS MiB", value: (s) => (ok(s.peers) ? s.peers.rssMiB : NaN) },
-  { section: "peers", head: "total s", value: (s) => (ok(s.peers) ? s.peers.totalSeconds : NaN) },
-  { section: "peers", head: "per peer ms", value: (s) => (ok(s.peers) ? s.peers.perPeerMs.median : NaN) },
-  { section: "peers", head: "p90", value: (s) => (ok(s.peers) ? s.peers.perPeerMs.p90 : NaN) },
-  { section: "peers", head: "RSS before", value: (s) => (ok(s.peers) ? s.peers.rssFreshMiB : NaN) },
-  { section: "peers", head: "RSS after", value: (s) => (ok(s.peers) ? s.peers.rssMiB : NaN) },
-  { section: "data", head: "Gbit/s", value: (s) => (ok(s.data) ? s.data.gbpsNoPoll.median : NaN) },
-  { section: "data", head: "polled", value: (s) => (ok(s.data) ? s.data.gbpsPoll.median : NaN) },
-  { section: "data", head: "polled÷not", value: (s) => (ok(s.data) ? s.data.pollRatio : NaN) },
-  { section: "data", head: "CPU % b", value: (s) => (ok(s.data) ? s.data.daemonCpuNoPoll.median : NaN) },
-  { section: "data", head: "polled", value: (s) => (ok(s.data) ? s.data.daemonCpuPoll.median : NaN) },
+  { section: "get", head: "get=1 ms", value: (s) => got(s.get)?.rawMs.median ?? NaN },
+  { section: "get", head: "p90", value: (s) => got(s.get)?.rawMs.p90 ?? NaN },
+  { section: "get", head: "bytes", value: (s) => got(s.get)?.answerBytes ?? NaN, digits: (x) => (Number.isFinite(x) ? x.toFixed(0) : "–") },
+  { section: "get", head: "dump ms", value: (s) => got(s.get)?.dumpMs.median ?? NaN },
+  { section: "get", head: "p90", value: (s) => got(s.get)?.dumpMs.p90 ?? NaN },
+  { section: "get", head: "RSS MiB", value: (s) => got(s.peers)?.rssMiB ?? NaN },
+  { section: "peers", head: "total s", value: (s) => got(s.peers)?.totalSeconds ?? NaN },
+  { section: "peers", head: "per peer ms", value: (s) => got(s.peers)?.perPeerMs.median ?? NaN },
+  { section: "peers", head: "p90", value: (s) => got(s.peers)?.perPeerMs.p90 ?? NaN },
+  { section: "peers", head: "RSS before", value: (s) => got(s.peers)?.rssFreshMiB ?? NaN },
+  { section: "peers", head: "RSS after", value: (s) => got(s.peers)?.rssMiB ?? NaN },
+  { section: "data", head: "Gbit/s", value: (s) => got(s.data)?.gbpsNoPoll.median ?? NaN },
+  { section: "data", head: "polled", value: (s) => got(s.data)?.gbpsPoll.median ?? NaN },
+  { section: "data", head: "polled÷not", value: (s) => got(s.data)?.pollRatio ?? NaN },
+  { section: "data", head: "CPU % b", value: (s) => got(s.data)?.daemonCpuNoPoll.median ?? NaN },
+  { section: "data", head: "polled", value: (s) => got(s.data)?.daemonCpuPoll.median ?? NaN },
 ];
 
 const sections = {
@@ -450,8 +509,8 @@ function renderTable(): string {
     lines.push(sections[section], row("", cols.map((c) => c.head)));
     for (const s of states) {
       const result = s[section];
-      if (!ok(result)) lines.push(`  ${label(s).padEnd(nameWidth)}  failed: ${result.failed}`);
-      else lines.push(row(label(s), cols.map((c) => (c.digits ?? fmt)(c.value(s)))));
+      if (got(result)) lines.push(row(label(s), cols.map((c) => (c.digits ?? fmt)(c.value(s)))));
+      if (!ok(result)) lines.push(`  ${(got(result) ? "" : label(s)).padEnd(nameWidth)}  failed: ${result.failed}`);
     }
     if (wontun && ok(wontun[section])) {
       for (const r of references) {
