@@ -614,12 +614,14 @@ export class Device implements ControlSink, QueueWatcher {
   }
 
   /**
-   * Serves `fd` from the loop: onReady runs whenever it is readable (level-triggered, so
-   * onReady need not drain it). An exception from onReady is logged, not thrown.
+   * Serves `fd` from the loop: onReady runs at every edge of input or of room to write
+   * (EPOLLIN | EPOLLOUT, edge-triggered, the control server's FdWatcher contract), so onReady
+   * drains input to EAGAIN and resumes a short write when room comes. An exception from onReady
+   * is logged, not thrown.
    */
   watch(fd: number, onReady: () => void): void {
     if (fd === this.tun.fd || this.queueByFd.has(fd) || this.watchers.has(fd)) throw new Error(`fd ${fd} is watched already`);
-    this.epoll.addReadable(fd, fd, false);
+    this.epoll.addReadWritable(fd, fd);
     this.watchers.set(fd, onReady);
   }
 
