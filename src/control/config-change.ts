@@ -1,50 +1,14 @@
 // A config file as a DeviceChange: at start-up the whole file, on reload only what differs from
 // the config that was running. Both go through Operations.apply, so a reload keeps the sessions
 // of peers it does not change, as `wg syncconf` does.
-import { lookup } from "node:dns/promises";
 import type { Endpoint } from "../net/endpoint.ts";
-import { parseIp, type Cidr } from "../net/ip.ts";
+import type { Cidr } from "../net/ip.ts";
 import { encodeKey } from "../crypto/keys.ts";
 import type { Config, PeerConfig } from "../config/model.ts";
 import type { DeviceChange, PeerChange } from "./model.ts";
 
 /** A config endpoint ("host:port" as written) turned into an address; null if it cannot be resolved. */
 export type EndpointResolver = (endpoint: { host: string; port: number }) => Endpoint | null;
-
-/**
- * Resolves every endpoint of `config` once (names through the system resolver) and returns a
- * resolver that answers from those results; `onUnresolved` hears about each name that failed.
- */
-export async function resolveEndpoints(config: Config, onUnresolved: (peer: PeerConfig) => void): Promise<EndpointResolver> {
-  const resolved = new Map<string, Endpoint | null>();
-  for (const peer of config.peers) {
-    const ep = peer.endpoint;
-    if (!ep) continue;
-    const key = `${ep.host}|${ep.port}`;
-    if (resolved.has(key)) continue;
-    const endpoint = await resolveOne(ep.host, ep.port);
-    resolved.set(key, endpoint);
-    if (!endpoint) onUnresolved(peer);
-  }
-  return (ep) => resolved.get(`${ep.host}|${ep.port}`) ?? literalEndpoint(ep);
-}
-
-function literalEndpoint(ep: { host: string; port: number }): Endpoint | null {
-  const address = parseIp(ep.host);
-  return address ? { address, port: ep.port } : null;
-}
-
-async function resolveOne(host: string, port: number): Promise<Endpoint | null> {
-  const literal = literalEndpoint({ host, port });
-  if (literal) return literal;
-  try {
-    const { address } = await lookup(host);
-    const parsed = parseIp(address);
-    return parsed ? { address: parsed, port } : null;
-  } catch {
-    return null;
-  }
-}
 
 /** The whole config as one change: exactly its peers, each with every setting. */
 export function changeFromConfig(config: Config, resolve: EndpointResolver): DeviceChange {

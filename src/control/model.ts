@@ -28,6 +28,8 @@ export interface PeerChange {
   replaceAllowedIps: boolean;
   /** Prefixes to add (after the replace, if any), host bits cleared. */
   allowedIps: Cidr[];
+  /** Prefixes to take away (`allowed_ip=-PREFIX`, as the current wireguard-go accepts). */
+  removeAllowedIps?: Cidr[];
 }
 
 /** One `set` request: applied whole or not at all. */

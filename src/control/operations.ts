@@ -154,9 +154,11 @@ export class Operations {
         this.protocol.updatePeer(peer.id, keepalive);
       }
     }
-    if (change.replaceAllowedIps || replacing || change.allowedIps.length > 0) {
+    const removing = change.removeAllowedIps ?? [];
+    if (change.replaceAllowedIps || replacing || change.allowedIps.length > 0 || removing.length > 0) {
       const base = change.replaceAllowedIps || replacing ? [] : this.device.allowedIpsOf(peer.id);
-      const next = uniqueCidrs([...base, ...change.allowedIps]);
+      const gone = new Set(removing.map(formatCidr));
+      const next = uniqueCidrs([...base, ...change.allowedIps]).filter((c) => !gone.has(formatCidr(c)));
       if (!sameCidrs(next, this.device.allowedIpsOf(peer.id))) this.device.setAllowedIps(peer.id, next);
     }
     if (change.endpoint && !endpointEquals(change.endpoint, this.device.peerEndpoint(peer.id))) {
@@ -277,8 +279,12 @@ function mergeRepeatedPeers(peers: PeerChange[], keyOf: (p: PeerChange) => strin
     if (peer.replaceAllowedIps) {
       earlier.replaceAllowedIps = true;
       earlier.allowedIps = [...peer.allowedIps];
+      earlier.removeAllowedIps = peer.removeAllowedIps ? [...peer.removeAllowedIps] : undefined;
     } else {
-      earlier.allowedIps.push(...peer.allowedIps);
+      const gone = new Set((peer.removeAllowedIps ?? []).map(formatCidr));
+      const added = new Set(peer.allowedIps.map(formatCidr));
+      earlier.allowedIps = [...earlier.allowedIps.filter((c) => !gone.has(formatCidr(c))), ...peer.allowedIps];
+      earlier.removeAllowedIps = [...(earlier.removeAllowedIps ?? []).filter((c) => !added.has(formatCidr(c))), ...(peer.removeAllowedIps ?? [])];
     }
   }
   return [...byKey.values()];

@@ -14,7 +14,7 @@
 //   peer keys       remove update_only endpoint persistent_keepalive_interval replace_allowed_ips
 //                   allowed_ip
 //   private_key, public_key, preshared_key and protocol_version are errors.
-import { parseCidr } from "../net/ip.ts";
+import { formatCidr, parseCidr } from "../net/ip.ts";
 import { parseEndpoint } from "../net/endpoint.ts";
 import type { ConfigMode } from "../config/model.ts";
 import { ControlError, UAPI_EINVAL, UAPI_EPROTO, type DeviceChange, type PeerChange } from "./model.ts";
@@ -114,14 +114,20 @@ function applyPeerLine(peer: PeerChange, key: string, value: string): void {
       peer.allowedIps = [];
       return;
     case "allowed_ip": {
-      if (value.startsWith("-")) {
-        throw new ControlError(UAPI_EINVAL, `allowed_ip: removing a single prefix ("${value}") is not supported`);
-      }
+      // "-PREFIX" takes one prefix away (wireguard-go since 2025); lines apply in order.
+      const removing = value.startsWith("-");
+      const text = removing ? value.slice(1) : value;
       // netip.ParsePrefix needs the "/len"; a bare address is an error there too.
-      if (!value.includes("/")) throw new ControlError(UAPI_EINVAL, `allowed_ip: "${value}" has no /prefix length`);
-      const cidr = parseCidr(value);
+      if (!text.includes("/")) throw new ControlError(UAPI_EINVAL, `allowed_ip: "${value}" has no /prefix length`);
+      const cidr = parseCidr(text);
       if (typeof cidr === "string") throw new ControlError(UAPI_EINVAL, `allowed_ip: ${cidr}`);
-      peer.allowedIps.push(cidr);
+      const key = formatCidr(cidr);
+      peer.allowedIps = peer.allowedIps.filter((c) => formatCidr(c) !== key);
+      if (removing) (peer.removeAllowedIps ??= []).push(cidr);
+      else {
+        peer.removeAllowedIps = peer.removeAllowedIps?.filter((c) => formatCidr(c) !== key);
+        peer.allowedIps.push(cidr);
+      }
       return;
     }
     case "protocol_version":

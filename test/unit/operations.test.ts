@@ -55,6 +55,8 @@ describe("operations", () => {
     a.ops.apply(change([peer(k1, { allowedIps: [cidr("10.2.0.0/24")] })]));
     expect(of(k1)).toEqual(["10.2.0.0/24", "10.3.0.0/24"]);
     expect(of(k2)).toEqual([]);
+    a.ops.apply(change([peer(k1, { removeAllowedIps: [cidr("10.3.0.0/24")] })]));
+    expect(of(k1)).toEqual(["10.2.0.0/24"]);
   });
 
   test("a change with a bad part changes nothing; update_only never creates; replace_peers keeps named peers", () => {

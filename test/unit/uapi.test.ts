@@ -10,7 +10,7 @@ import {
   type DeviceStatus,
   type PeerStatus,
 } from "../../src/control/model.ts";
-import { parseCidr, type Cidr } from "../../src/net/ip.ts";
+import { formatCidr, parseCidr, type Cidr } from "../../src/net/ip.ts";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 
 const PRIV = "e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a";
@@ -150,6 +150,12 @@ describe("parseSetRequest, WireGuard dialect", () => {
     expect(change.peers[0].allowedIps).toEqual([cidr("10.9.0.0/16")]);
   });
 
+  test("allowed_ip=-PREFIX takes a prefix away; lines apply in order", () => {
+    const c = parseSetRequest(`public_key=${PUB1}\nallowed_ip=10.1.0.0/16\nallowed_ip=-10.2.0.0/16\nallowed_ip=-10.1.0.0/16\nallowed_ip=10.2.0.0/16\n`, "wireguard");
+    expect(c.peers[0].allowedIps.map(formatCidr)).toEqual(["10.2.0.0/16"]);
+    expect(c.peers[0].removeAllowedIps!.map(formatCidr)).toEqual(["10.1.0.0/16"]);
+  });
+
   test("the same peer twice gives two changes, in order", () => {
     const change = parseSetRequest(`public_key=${PUB1}\nallowed_ip=10.0.0.1/32\npublic_key=${PUB1}\nremove=true\n`, "wireguard");
     expect(change.peers.map((p) => p.remove)).toEqual([false, true]);
@@ -203,7 +209,7 @@ describe("parseSetRequest, WireGuard dialect", () => {
     ["allowed_ip prefix too long", `public_key=${PUB1}\nallowed_ip=10.0.0.0/33\n`, UAPI_EINVAL],
     ["allowed_ip v6 prefix too long", `public_key=${PUB1}\nallowed_ip=::/129\n`, UAPI_EINVAL],
     ["allowed_ip not an address", `public_key=${PUB1}\nallowed_ip=10.0.0/8\n`, UAPI_EINVAL],
-    ["allowed_ip removal", `public_key=${PUB1}\nallowed_ip=-10.0.0.0/8\n`, UAPI_EINVAL],
+    ["allowed_ip removal without a prefix length", `public_key=${PUB1}\nallowed_ip=-10.0.0.1\n`, UAPI_EINVAL],
     ["a truncated key line", `public_key=${PUB1.slice(0, 20)}`, UAPI_EINVAL],
     ["a CR at the line end", "listen_port=1\r\n", UAPI_EINVAL],
   ];
