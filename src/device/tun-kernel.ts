@@ -41,6 +41,11 @@ export class KernelTun implements Tun {
   packetsWritten = 0;
   gone = false;
   counters = new DeviceCounters();
+  /**
+   * An existing persistent TUN interface of this name: refused (`wontun up`, which leaves it as it
+   * was), or attached to as wireguard-go does (`wontun IFACE`; set before open()).
+   */
+  existing: "refuse" | "attach" = "refuse";
 
   private readonly options: KernelTunOptions;
   private readonly log: Logger;
@@ -64,7 +69,7 @@ export class KernelTun implements Tun {
 
   open(): void {
     const { tso, gro } = this.options;
-    const device = openTun(this.name, { vnetHdr: tso || gro, tso });
+    const device = openTun(this.name, { vnetHdr: tso || gro, tso, existing: this.existing });
     this.fd = device.fd;
     this.name = device.name;
     this.tso = device.tso;

@@ -3,17 +3,23 @@
 // is preceded by a 10-byte struct virtio_net_hdr, which lets the kernel hand us TCP super-packets
 // of up to 64 KiB (TSO, enabled with TUNSETOFFLOAD) and take coalesced ones back (see
 // src/net/offload).
+import { readFileSync } from "node:fs";
 import { ptr, type Pointer } from "bun:ffi";
-import { cstr, libc } from "./libc.ts";
-import { EBUSY, EINVAL, ENOENT, EPERM, EACCES, NEEDS_NET_ADMIN, fail } from "./errno.ts";
+import { cstr, errno, libc } from "./libc.ts";
+import { EBUSY, EINVAL, ENOENT, EPERM, EACCES, NEEDS_NET_ADMIN, SysError, fail } from "./errno.ts";
 import { setNonBlocking } from "./fd.ts";
 
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 const TUNSETIFF = 0x400454ca;
 const IFF_TUN = 0x0001;
+const IFF_TAP = 0x0002;
+const IFF_MULTI_QUEUE = 0x0100;
+const IFF_PERSIST = 0x0800;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
+/** TUNSETIFF fails with EBUSY if the interface exists, before it changes anything about it. */
+const IFF_TUN_EXCL = 0x8000;
 const TUNSETOFFLOAD = 0x400454d0;
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
@@ -35,6 +41,50 @@ export interface TunOptions {
   vnetHdr?: boolean;
   /** TUNSETOFFLOAD with checksum offload and TSO for IPv4 and IPv6 (requires vnetHdr). */
   tso?: boolean;
+  /**
+   * An existing persistent TUN interface (`ip tuntap add`): "refuse" it (default: `wontun up`
+   * creates the interface it configures, and leaves one it did not create exactly as it was), or
+   * "attach" to it as wireguard-go does (the `wontun IFACE` invocation, which configures nothing
+   * on the interface itself).
+   */
+  existing?: "refuse" | "attach";
+}
+
+/**
+ * The TUN/TAP flags of existing interface `name` (IFF_TUN/IFF_TAP, IFF_PERSIST, IFF_MULTI_QUEUE,
+ * ...) as sysfs shows them; null if it is not a TUN/TAP device or sysfs cannot tell (sysfs
+ * mounted for another network namespace: its ifindex must be this namespace's).
+ */
+function existingTunFlags(name: string): number | null {
+  try {
+    const base = `/sys/class/net/${name}`;
+    const index = libc.if_nametoindex(cstr(name));
+    if (index === 0 || Number(readFileSync(`${base}/ifindex`, "utf8").trim()) !== index) return null;
+    const flags = Number.parseInt(readFileSync(`${base}/tun_flags`, "utf8").trim(), 16);
+    return Number.isFinite(flags) ? flags : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Why TUNSETIFF refused existing interface `name` (EBUSY or EINVAL), in one clause. */
+function existingInterfaceReason(name: string, code: number, attach: boolean): string {
+  const flags = existingTunFlags(name);
+  const exists = libc.if_nametoindex(cstr(name)) !== 0;
+  if (flags === null) {
+    if (!exists) return code === EBUSY ? `interface ${name} is in use` : `interface name ${name} is not accepted by the kernel`;
+    return `interface ${name} exists and is not a TUN device`;
+  }
+  if (flags & IFF_TAP) return `interface ${name} exists and is a TAP device, not a TUN device`;
+  const persistent = (flags & IFF_PERSIST) !== 0;
+  const deleteIt = `ip tuntap del dev ${name} mode tun${flags & IFF_MULTI_QUEUE ? " multi_queue" : ""}`;
+  if (flags & IFF_MULTI_QUEUE) {
+    return `interface ${name} is a ${persistent ? "persistent " : ""}multi-queue TUN device; wontun ${attach ? "attaches only to" : "creates"} a single-queue one (${persistent ? `delete it with '${deleteIt}' or ` : ""}use another name)`;
+  }
+  if (persistent && !attach) {
+    return `interface ${name} is a persistent TUN device (ip tuntap add); wontun up creates its own interface and leaves this one untouched: delete it with '${deleteIt}' or use another name`;
+  }
+  return `interface ${name} exists and is in use (another wontun or VPN running?)`;
 }
 
 /** Interface names: 1-15 bytes, no '/', no whitespace, not "." or "..", not "all" or "default". */
@@ -69,15 +119,16 @@ export function openTun(name: string, options: TunOptions = {}): TunDevice {
   // struct ifreq: char ifr_name[16]; short ifr_flags; padding to 40 bytes.
   const ifr = new Uint8Array(new ArrayBuffer(40));
   Buffer.from(ifr.buffer).write(name, 0, "utf8");
-  new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0), true);
+  const attach = options.existing === "attach";
+  // Without "attach", IFF_TUN_EXCL makes the kernel refuse an existing interface before it
+  // touches it (attaching rewrites a persistent TUN's flags, and wontun up would configure it).
+  const flags = IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0) | (attach ? 0 : IFF_TUN_EXCL);
+  new DataView(ifr.buffer).setUint16(IFNAMSIZ, flags, true);
   if (libc.ioctl(fd, TUNSETIFF, ptr(ifr)) < 0) {
+    const code = errno();
     try {
-      fail(`TUNSETIFF ${name}`, {
-        [EPERM]: NEEDS_NET_ADMIN,
-        [EACCES]: NEEDS_NET_ADMIN,
-        [EBUSY]: `interface ${name} exists and is in use (another wontun or VPN running?)`,
-        [EINVAL]: `interface ${name} exists and is not a TUN device`,
-      });
+      const reason = code === EBUSY || code === EINVAL ? existingInterfaceReason(name, code, attach) : undefined;
+      throw new SysError(`TUNSETIFF ${name}`, code, reason ?? { [EPERM]: NEEDS_NET_ADMIN, [EACCES]: NEEDS_NET_ADMIN }[code]);
     } finally {
       libc.close(fd);
     }

@@ -11,6 +11,7 @@ import { TunnelDaemon } from "../../daemon/daemon.ts";
 import { reportFailure, reportReady, runDetached } from "../../daemon/detach.ts";
 import { emptyWireGuardConfig } from "../../config/model.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
+import type { KernelTun } from "../../device/tun-kernel.ts";
 import { runUntilStopped } from "../../daemon/lifecycle.ts";
 import { UsageError } from "../errors.ts";
 import { socketDir } from "../running-tunnel.ts";
@@ -69,6 +70,8 @@ export async function runUserspace(argv: string[]): Promise<number> {
     offloads,
     socketDir: socketDir(),
   });
+  // As wireguard-go: an existing persistent TUN of that name is attached to (nothing is configured on it here).
+  (daemon.device.tun as KernelTun).existing = "attach";
   try {
     await daemon.start();
   } catch (err) {
