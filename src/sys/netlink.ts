@@ -463,23 +463,33 @@ export class RtNetlink {
 
   // --- exchange ---------------------------------------------------------------------------
 
+  private sendRequest(op: string): void {
+    this.send.setUint32(NLH_LEN, this.length, true);
+    const sent = libc.sendto(this.fd, this.sendPtr, this.length, 0, this.kernelAddrPtr, SOCKADDR_NL_LEN);
+    if (sent < 0) throw new NetlinkError(`${op} (send)`, errno());
+  }
+
+  /** One datagram of the kernel's answer into recvBuf (retried on EINTR); its length. */
+  private receive(op: string): number {
+    for (;;) {
+      const n = libc.recvfrom(this.fd, this.recvPtr, RECV_SIZE, 0, null, null);
+      if (n >= 0) return n;
+      const code = errno();
+      if (code === EINTR) continue;
+      if (code === EAGAIN) throw new Error(`${op}: no answer from the kernel within ${REPLY_TIMEOUT_S}s`);
+      throw new NetlinkError(`${op} (receive)`, code);
+    }
+  }
+
   /**
    * Sends the built request and waits for its ACK. Returns true on success, false if the kernel
    * answered with `tolerated` (e.g. EEXIST); any other error throws a NetlinkError naming `op`.
    */
   private exchange(op: string, tolerated?: number): boolean {
-    this.send.setUint32(NLH_LEN, this.length, true);
-    const sent = libc.sendto(this.fd, this.sendPtr, this.length, 0, this.kernelAddrPtr, SOCKADDR_NL_LEN);
-    if (sent < 0) throw new NetlinkError(`${op} (send)`, errno());
+    this.sendRequest(op);
     const seq = this.seq;
     for (;;) {
-      const n = libc.recvfrom(this.fd, this.recvPtr, RECV_SIZE, 0, null, null);
-      if (n < 0) {
-        const code = errno();
-        if (code === EINTR) continue;
-        if (code === EAGAIN) throw new Error(`${op}: no answer from the kernel within ${REPLY_TIMEOUT_S}s`);
-        throw new NetlinkError(`${op} (receive)`, code);
-      }
+      const n = this.receive(op);
       for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
         const len = this.recv.getUint32(off + NLH_LEN, true);
         if (len < NLMSG_HDRLEN || off + len > n) break; // malformed or truncated: skip datagram
@@ -502,18 +512,10 @@ export class RtNetlink {
    * of the answer until NLMSG_DONE. The offsets index recvBuf and are valid only during the call.
    */
   private dump(op: string, each: (at: number, end: number) => void): void {
-    this.send.setUint32(NLH_LEN, this.length, true);
-    const sent = libc.sendto(this.fd, this.sendPtr, this.length, 0, this.kernelAddrPtr, SOCKADDR_NL_LEN);
-    if (sent < 0) throw new NetlinkError(`${op} (send)`, errno());
+    this.sendRequest(op);
     const seq = this.seq;
     for (;;) {
-      const n = libc.recvfrom(this.fd, this.recvPtr, RECV_SIZE, 0, null, null);
-      if (n < 0) {
-        const code = errno();
-        if (code === EINTR) continue;
-        if (code === EAGAIN) throw new Error(`${op}: no answer from the kernel within ${REPLY_TIMEOUT_S}s`);
-        throw new NetlinkError(`${op} (receive)`, code);
-      }
+      const n = this.receive(op);
       for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
         const len = this.recv.getUint32(off + NLH_LEN, true);
         if (len < NLMSG_HDRLEN || off + len > n) break;
