@@ -51,8 +51,8 @@ async function world(): Promise<World> {
   const client = await lab.host("h7c");
   const ipServer = await lab.host("h7s1");
   const namedServer = await lab.host("h7s2");
-  await link(client, "h7c-s1", "192.168.71.2/24", ipServer, "h7s1-c", "192.168.71.1/24");
-  await link(client, "h7c-s2", "192.168.72.2/24", namedServer, "h7s2-c", "192.168.72.1/24");
+  await link(client, "h7c-s1", "198.51.100.2/24", ipServer, "h7s1-c", "198.51.100.1/24");
+  await link(client, "h7c-s2", "203.0.113.2/24", namedServer, "h7s2-c", "203.0.113.1/24");
   // A name server whose queries vanish: both ends of a veth pair in the client, and the server's
   // address pinned to a MAC nobody has, so no error ever comes back (not even ARP failure).
   await client.ip("link add h7dns0 type veth peer name h7dns1");
@@ -84,7 +84,7 @@ function serverConf(w: World, keys: ReturnType<typeof newKeys>, address: string,
 function clientConf(w: World, withIpPeer: boolean): string {
   const lines = ["[Interface]", `PrivateKey = ${w.keys.client.privateKey}`, "Address = 10.71.0.2/24", ""];
   if (withIpPeer) {
-    lines.push("[Peer]", `PublicKey = ${w.keys.ip.publicKey}`, "Endpoint = 192.168.71.1:51820", "AllowedIPs = 10.71.0.1/32", "");
+    lines.push("[Peer]", `PublicKey = ${w.keys.ip.publicKey}`, "Endpoint = 198.51.100.1:51820", "AllowedIPs = 10.71.0.1/32", "");
   }
   lines.push("[Peer]", `PublicKey = ${w.keys.named.publicKey}`, `Endpoint = ${NAME}:51820`, "AllowedIPs = 10.71.0.3/32",
     "PersistentKeepalive = 1", "");
@@ -111,9 +111,9 @@ describe.skipIf(!canRunIntegration || !existsSync(BINARY))("endpoint hostnames n
     expect(await ping(w.client, "10.71.0.3")).toBe(false);
 
     // The name starts to resolve; the peer comes up by itself (retries after the hung lookup).
-    writeFileSync(w.hostsFile, `127.0.0.1 localhost\n192.168.72.1 ${NAME}\n`);
+    writeFileSync(w.hostsFile, `127.0.0.1 localhost\n203.0.113.1 ${NAME}\n`);
     await waitForPing(w.client, "10.71.0.3", 45_000);
-    expect(client.output()).toContain(`endpoint ${NAME} resolved to 192.168.72.1:51820`);
+    expect(client.output()).toContain(`endpoint ${NAME} resolved to 203.0.113.1:51820`);
     // The IP peer stayed up all along.
     expect(await ping(w.client, "10.71.0.1")).toBe(true);
   }, 90_000);

@@ -22,16 +22,16 @@ interface World {
   serverKeys: ReturnType<typeof newKeys>;
 }
 
-/** client --(192.168.77.0/24)-- router --(203.0.113.0/24)-- server; the server's endpoint is not on the client's link. */
+/** client --(192.0.2.0/24)-- router --(203.0.113.0/24)-- server; the server's endpoint is not on the client's link. */
 async function world(defaultMetric = 100): Promise<World> {
   const lab = await env.lab("host-full-tunnel");
   const client = await lab.host("h4c");
   const router = await lab.host("h4r");
   const server = await lab.host("h4s");
-  await lab.link(client, "192.168.77.2/24", router, "192.168.77.1/24");
+  await lab.link(client, "192.0.2.2/24", router, "192.0.2.1/24");
   await lab.link(router, "203.0.113.1/24", server, "203.0.113.2/24");
   await router.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-  await client.ip(`route add default via 192.168.77.1 metric ${defaultMetric}`);
+  await client.ip(`route add default via 192.0.2.1 metric ${defaultMetric}`);
   await server.ip("route add default via 203.0.113.1");
   // An address only the server has: reachable from the client only through the tunnel.
   await server.ip("addr add 10.99.0.1/32 dev lo");
@@ -77,7 +77,7 @@ describe.skipIf(!canRunIntegration)("wontun up: the host, as wg-quick sets it", 
     await waitForPing(w.client, "10.99.0.1");
     expect(await routeGet(w.client, "198.51.100.77")).toContain(`dev ${IF}`);
     // The tunnel's own packets (fwmark 51820) still leave through the router.
-    expect(await routeGet(w.client, "203.0.113.2", ["mark", "51820"])).toContain("via 192.168.77.1");
+    expect(await routeGet(w.client, "203.0.113.2", ["mark", "51820"])).toContain("via 192.0.2.1");
     const rules = await w.client.ip("-4 rule show");
     expect(rules).toContain("not from all fwmark 0xca6c lookup 51820");
     expect(rules).toContain("from all lookup main suppress_prefixlength 0");
@@ -90,6 +90,25 @@ describe.skipIf(!canRunIntegration)("wontun up: the host, as wg-quick sets it", 
     expect(await stopWontun(c)).toBe(0);
     expect(await snapshot(w.client)).toBe(before);
   }, 30_000);
+
+  test("the full tunnel survives a rekey: after 120 s a new handshake, and pings never stop", async () => {
+    const w = await world(100);
+    await startWontun(w.server, serverConf(w));
+    const c = await startWontun(w.client, clientConf(w, "0.0.0.0/0"));
+    await waitForPing(w.client, "10.99.0.1");
+    const handshake = async () => Number((await w.client.run(["wg", "show", IF, "latest-handshakes"])).stdout.trim().split("\t")[1]);
+    const first = await handshake();
+    expect(first).toBeGreaterThan(0);
+    // One ping a second across REKEY_AFTER_TIME (120 s): the initiator rekeys while data flows.
+    const r = await w.client.run(["ping", "-c", "135", "-i", "1", "-W", "1", "10.99.0.1"], { timeoutMs: 150_000 });
+    const received = Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+    expect(received).toBeGreaterThanOrEqual(133);
+    expect(await handshake()).toBeGreaterThan(first);
+    // The rekeyed session still carries the tunnel's packets, marked ones still go via the router.
+    await waitForPing(w.client, "10.99.0.1");
+    expect(await routeGet(w.client, "203.0.113.2", ["mark", "51820"])).toContain("via 192.0.2.1");
+    expect(await stopWontun(c)).toBe(0);
+  }, 200_000);
 
   test("::/0 as well, with a metric-0 default route already there", async () => {
     const w = await world(0);
@@ -193,7 +212,7 @@ describe.skipIf(!canRunIntegration)("wontun up: the host, as wg-quick sets it", 
 
   test("a route that already exists is an error naming it, and nothing is left behind", async () => {
     const w = await world();
-    await w.client.ip("route add 10.99.0.0/24 via 192.168.77.1");
+    await w.client.ip("route add 10.99.0.0/24 via 192.0.2.1");
     const before = await snapshot(w.client);
     const c = await startWontun(w.client, clientConf(w, "10.99.0.0/24"), { wait: false });
     expect(await c.exited).toBe(1);
