@@ -1,6 +1,6 @@
 // Every libc function wontun calls, declared once. Everything else in src/sys wraps these.
 //
-// Conventions (see shared/docs/bun-dataplane.md): ssize_t returns are declared i32 (exact on
+// Conventions (bun:ffi's pitfalls, measured here): ssize_t returns are declared i32 (exact on
 // x86-64 and aarch64 for the sizes we move), size_t arguments are u64 (passed as number), and
 // pointers are plain numbers obtained once from ptr() on long-lived buffers.
 import { dlopen, FFIType, read } from "bun:ffi";

@@ -1,5 +1,5 @@
-// The wontun wire format (plaintext, byte-compatible with the original program; see
-// shared/docs/wontun-wire.md). Each message is one whole UDP datagram; integers little-endian.
+// The wontun wire format (plaintext, byte-compatible with the original program, the article
+// "Write a Toy VPN in Rust"). Each message is one whole UDP datagram; integers little-endian.
 //
 //   1 HandshakeInit      105 bytes: type, assigned_idx u32, sender_name [u8; 100] zero-padded
 //   2 HandshakeResponse    9 bytes: type, assigned_idx u32, sender_idx u32
