@@ -108,10 +108,14 @@ describe.skipIf(!canRunIntegration)("wontun show, reload and down", () => {
     await waitForPing(n.b, "10.77.0.1");
     const before = (await showJson(n.a, n.ifA)).interfaces[0].peers[0].latestHandshake;
 
+    // Pings to the unchanged peer every 20 ms across the reload: none may be lost.
+    const pings = n.b.run(["ping", "-c", "100", "-i", "0.02", "-W", "1", "10.77.0.1"], { timeoutMs: 15_000 });
+    await Bun.sleep(500);
     n.dir.write(`${n.ifA}.conf`, n.confA([{ keys: n.keysC, ip: "10.99.3.3" }]));
     const r = await wontun(n.a, "reload", n.ifA);
     expect(r.code).toBe(0);
     await waitFor(async () => (await showJson(n.a, n.ifA)).interfaces[0].peers.length === 2, 5000, "the added peer");
+    expect((await pings).stdout).toContain("100 received");
     const after = (await showJson(n.a, n.ifA)).interfaces[0];
     const b = after.peers.find((p) => p.publicKey === n.keysB.publicKey)!;
     expect(b.latestHandshake).toBe(before);
