@@ -60,9 +60,13 @@ function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
 
-/** A TOML basic string (JSON string escapes are all valid TOML escapes). */
-function tomlString(s: string): string {
-  return JSON.stringify(s);
+/**
+ * A TOML basic string. JSON's escapes are all valid TOML escapes, but TOML also forbids a raw DEL
+ * (U+007F), which JSON leaves as it is (a hook command with one made SaveConfig write a .toml file
+ * that did not load again).
+ */
+export function tomlString(s: string): string {
+  return JSON.stringify(s).replaceAll("\x7f", "\\u007f");
 }
 
 /**

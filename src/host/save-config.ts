@@ -2,7 +2,7 @@
 // save_config does: the config as `wontun conf` prints it (like `wg showconf`) with wg-quick's own
 // [Interface] lines (DNS, Table, SaveConfig, hooks) added, written atomically with mode 0600.
 import { closeSync, fchmodSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
-import { toIni, toToml } from "../config/dump.ts";
+import { toIni, toToml, tomlString } from "../config/dump.ts";
 import { formatFromPath } from "../config/load.ts";
 import type { Config, HostSettings } from "../config/model.ts";
 
@@ -11,7 +11,7 @@ function hostLines(host: HostSettings | undefined, format: "ini" | "toml"): stri
   if (!host) return [];
   const out: string[] = [];
   const dns = [...host.dns, ...host.dnsSearch];
-  const list = (items: string[]) => `[${items.map((s) => JSON.stringify(s)).join(", ")}]`;
+  const list = (items: string[]) => `[${items.map(tomlString).join(", ")}]`;
   if (format === "ini") {
     if (dns.length) out.push(`DNS = ${dns.join(", ")}`);
     if (host.table !== null) out.push(`Table = ${host.table}`);
@@ -21,7 +21,7 @@ function hostLines(host: HostSettings | undefined, format: "ini" | "toml"): stri
     }
   } else {
     if (dns.length) out.push(`dns = ${list(dns)}`);
-    if (host.table !== null) out.push(`table = ${JSON.stringify(host.table)}`);
+    if (host.table !== null) out.push(`table = ${tomlString(host.table)}`);
     if (host.saveConfig) out.push("save_config = true");
     for (const [key, commands] of [["pre_up", host.preUp], ["post_up", host.postUp], ["pre_down", host.preDown], ["post_down", host.postDown]] as const) {
       if (commands.length) out.push(`${key} = ${list(commands)}`);

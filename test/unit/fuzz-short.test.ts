@@ -1,0 +1,50 @@
+// A short run of every fuzz target (test/fuzz, `npm run fuzz` for long runs), fixed seed, and the
+// inputs earlier runs found, each kept as a regression test.
+import { describe, expect, test } from "bun:test";
+import { formatFailure, runTarget } from "../fuzz/engine.ts";
+import { TARGETS } from "../fuzz/targets/index.ts";
+import { configTarget } from "../fuzz/targets/config.ts";
+import { Rng, iterationSeed } from "../fuzz/rng.ts";
+import { parseConfigText } from "../../src/config/load.ts";
+import { configFileText } from "../../src/host/save-config.ts";
+import { toToml } from "../../src/config/dump.ts";
+
+const ITERATIONS = 150;
+
+describe("fuzz: short run, seed 1", () => {
+  for (const target of TARGETS) {
+    test(`${target.name}: ${ITERATIONS} iterations`, () => {
+      const result = runTarget(target, { seed: 1, iterations: ITERATIONS });
+      if (result.failure) throw new Error(formatFailure(result.failure));
+      expect(result.iterations).toBe(ITERATIONS);
+    });
+  }
+
+  test("the same seed draws the same inputs; another seed others", () => {
+    const draw = (seed: number) => configTarget.show(configTarget.generate(new Rng(iterationSeed(seed, "config", 0))));
+    expect(draw(7)).toBe(draw(7));
+    expect(draw(7)).not.toBe(draw(8));
+  });
+
+  test("a failure names target, seed and iteration, and is shrunk", () => {
+    const result = runTarget({ ...configTarget, check: (input) => { if (input.text.includes("Address")) throw new Error("boom"); } }, { seed: 3, iterations: 50 });
+    expect(result.failure).not.toBeNull();
+    const text = formatFailure(result.failure!);
+    expect(text).toContain("target=config seed=3 iteration=");
+    expect(result.failure!.shrunk.length).toBeLessThan(result.failure!.input.length);
+    expect(result.failure!.shrunk).toContain("Address");
+  });
+});
+
+describe("fuzz findings, kept", () => {
+  test("a hook command with a DEL character: SaveConfig's TOML loads again (it wrote a raw U+007F, which TOML refuses)", () => {
+    const ini = "[Interface]\nPrivateKey=gJnJwhUM+UFTfh+bSADsxHKfFOxLZj4+Wqg7aWPlBHc=\nAddress=10.0.0.4/32\nPostUp=echo \x7f\nTable=a\x7fb\n";
+    const config = parseConfigText(ini, "f.conf", "ini", { wireguard: true });
+    const toml = configFileText(config, "f.toml");
+    expect(toml).not.toContain("\x7f");
+    const again = parseConfigText(toml, "f.toml", "toml", { wireguard: true });
+    expect(again.interface.host?.postUp).toEqual(["echo \x7f"]);
+    expect(again.interface.host?.table).toBe("a\x7fb");
+    expect(toToml(config)).not.toContain("\x7f");
+  });
+});
