@@ -1,11 +1,12 @@
 // The data-plane benchmark: two hosts (network namespaces joined by a veth pair) and, in one
-// run, side by side: bare veth, wireguard-go <-> wireguard-go, wontun <-> wontun in WireGuard
-// mode and wontun <-> wontun in its plaintext protocol. For each: iperf3 TCP one flow both ways,
+// run, side by side: bare veth, the current wireguard-go <-> itself (the reference every ratio
+// is taken against), Debian's wireguard-go <-> itself (a second row, when installed), wontun <->
+// wontun in WireGuard mode and wontun <-> wontun in its plaintext protocol. For each: iperf3 TCP one flow both ways,
 // four flows, UDP with 64-byte payloads, ping RTT, the tunnel processes' CPU during the one-flow
 // test, their idle CPU and peak RSS. Every figure is the median of --runs runs, with min–max.
 // Writes bench/results/<timestamp>.json, latest.json and latest.svg. Needs root. See bench/README.md.
 //
-//   bun bench/run.ts [--runs 3] [--seconds 5] [--only veth,wg-go,wontun-wg,...]
+//   bun bench/run.ts [--runs 3] [--seconds 5] [--only veth,wg-go-current,wg-go,wontun-wg,...]
 //                    [--idle 5] [--pings 50] [--quick] [--out DIR]
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,6 +27,7 @@ import { cpuMeter, statusMiB } from "./lib/proc.ts";
 import { fmt, summarize, type Summary } from "./lib/stats.ts";
 import { groupedBarChart } from "./lib/svg.ts";
 import { KIND_LABELS, KINDS, setupHosts, startTunnel, type Kind, type Tunnel } from "./lib/tunnels.ts";
+import { findWireguardGo, referenceNote } from "./lib/wg-go.ts";
 import { canRunIntegration } from "../test/helpers/netns.ts";
 
 const HELP = `bun bench/run.ts — throughput, packet rate, latency and CPU of wontun vs wireguard-go vs bare veth
@@ -33,12 +35,17 @@ const HELP = `bun bench/run.ts — throughput, packet rate, latency and CPU of w
 Options:
   --runs N        runs per figure; each figure is the median (default 3)
   --seconds S     length of each iperf3 test (default 5)
-  --only LIST     comma-separated subset of: ${KINDS.join(",")} (default all)
+  --only LIST     comma-separated subset of: ${KINDS.join(",")}
+                  (default all that are available)
   --idle S        idle-CPU window per run (default 5)
   --pings N       pings per run, 10 ms apart (default 50)
   --quick         1 run, 1 s tests, 1 s idle window, 10 pings (a smoke run)
   --out DIR       where to write the results (default bench/results)
-  --help`;
+  --help
+
+Ratios are against wireguard-go (current), the current upstream build (WIREGUARD_GO=PATH names
+one; otherwise the one provided next to the repository), with Debian's wireguard-go as a second
+row when installed. Without a current build, Debian's is the reference and the output says so.`;
 
 interface MetricDef {
   id: string;
@@ -71,7 +78,8 @@ const METRICS: MetricDef[] = [
 
 const COLORS: Record<Kind, string> = {
   veth: "#9e9e9e",
-  "wg-go": "#1f77b4",
+  "wg-go-current": "#1f4e9c",
+  "wg-go": "#8fb8de",
   "wontun-wg": "#d62728",
   "wontun-plain": "#ff9f1c",
   "wontun-wg-none": "#f7b6b6",
@@ -94,7 +102,9 @@ const config = {
   kinds: [] as Kind[],
   out: opts.get("out") ?? RESULTS,
 };
+const wgGo = findWireguardGo();
 {
+  const explicit = opts.has("only");
   const only = (opts.get("only") ?? KINDS.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
   for (const k of only) {
     if (!(KINDS as readonly string[]).includes(k)) {
@@ -102,7 +112,15 @@ const config = {
       process.exit(2);
     }
   }
-  config.kinds = KINDS.filter((k) => only.includes(k));
+  // The wireguard-go builds that are not there: an error when asked for by name, else skipped.
+  const absent = (k: string) => (k === "wg-go-current" && !wgGo.current) || (k === "wg-go" && !wgGo.debian);
+  for (const k of only.filter(absent)) {
+    if (explicit) {
+      console.error(`--only: ${KIND_LABELS[k as Kind]} is not available (${k === "wg-go-current" ? wgGo.notes.join("; ") : "no wireguard-go installed"})`);
+      process.exit(1);
+    }
+  }
+  config.kinds = KINDS.filter((k) => only.includes(k) && !absent(k));
   if (config.kinds.length === 0) {
     console.error("--only: nothing selected");
     process.exit(2);
@@ -114,7 +132,7 @@ const config = {
 const missing: string[] = [];
 if (!canRunIntegration) missing.push("root, /dev/net/tun and iproute2's ip");
 for (const tool of ["iperf3", "ping"]) if (!Bun.which(tool)) missing.push(tool);
-if (config.kinds.includes("wg-go")) for (const tool of ["wireguard-go", "wg"]) if (!Bun.which(tool)) missing.push(tool);
+if (config.kinds.some((k) => k.startsWith("wg-go")) && !wgGo.hasWg) missing.push("wg (to configure wireguard-go)");
 if (config.kinds.some((k) => k.startsWith("wontun")) && !existsSync(BINARY)) missing.push(`${BINARY} (run npm run build)`);
 if (missing.length) {
   console.error(`bench: cannot run, missing: ${missing.join("; ")}`);
@@ -236,6 +254,19 @@ async function measureKind(t: Tunnel, a: Host, server: IperfServer, runs: Runs):
 
 const started = new Date();
 const loadBefore = loadAverage();
+/** What ratios are taken against: the current wireguard-go, else Debian's. */
+const referenceKind: Kind | null = config.kinds.includes("wg-go-current") ? "wg-go-current" : config.kinds.includes("wg-go") ? "wg-go" : null;
+const referenceBuild = referenceKind === "wg-go-current" ? wgGo.current : referenceKind === "wg-go" ? wgGo.debian : null;
+const referenceLine =
+  referenceKind === "wg-go-current"
+    ? `reference: ${referenceBuild!.label} ${referenceBuild!.version}` +
+      (config.kinds.includes("wg-go") ? `; second row: ${wgGo.debian!.label} ${wgGo.debian!.version}` : "")
+    : referenceKind === "wg-go"
+      ? wgGo.current
+        ? `reference: ${referenceBuild!.label} ${referenceBuild!.version} (wireguard-go (current) not selected)`
+        : referenceNote()
+      : "no wireguard-go selected: no ratios to wireguard-go";
+if (referenceKind === "wg-go" && !wgGo.current) progress(referenceNote());
 progress(
   `bench: ${config.kinds.join(", ")}; ${config.runs} run(s) x ${config.seconds} s per test, idle ${config.idleSeconds} s, ` +
     `${config.pings} pings (load average ${fmt(loadBefore)} on ${navigator.hardwareConcurrency} cores)`,
@@ -299,14 +330,14 @@ const ratio = (kind: Kind, metric: string, ref: Kind): number => {
   const r = results[ref]?.[metric]?.median;
   return v !== undefined && r !== undefined && r !== 0 ? v / r : Number.NaN;
 };
-const ratios: Record<string, Record<string, { vsWgGo: number | null; vsVeth: number | null }>> = {};
+const ratios: Record<string, Record<string, { vsReference: number | null; vsVeth: number | null }>> = {};
 for (const kind of config.kinds) {
   ratios[kind] = {};
   for (const m of METRICS) {
     if (!results[kind][m.id]) continue;
-    const w = ratio(kind, m.id, "wg-go");
+    const w = referenceKind ? ratio(kind, m.id, referenceKind) : Number.NaN;
     const v = ratio(kind, m.id, "veth");
-    ratios[kind][m.id] = { vsWgGo: Number.isFinite(w) ? w : null, vsVeth: Number.isFinite(v) ? v : null };
+    ratios[kind][m.id] = { vsReference: Number.isFinite(w) ? w : null, vsVeth: Number.isFinite(v) ? v : null };
   }
 }
 
@@ -320,13 +351,18 @@ const report = {
   machine: { ...machineInfo(), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() },
   tools: {
     wontun: wontunVersion,
-    wireguardGo: toolVersion(["wireguard-go", "--version"]),
+    /** Versions only (never paths): the current build and Debian's, null when absent. */
+    wireguardGoCurrent: wgGo.current?.version ?? null,
+    wireguardGoDebian: wgGo.debian?.version ?? null,
     iperf3: toolVersion(["iperf3", "--version"]),
     ping: toolVersion(["ping", "-V"]),
   },
   topology:
     "two network namespaces a (192.0.2.2, iperf3 client) and b (192.0.2.1, iperf3 server) joined by one veth pair; " +
     "every tunnel runs between them over that veth; all selected tunnels are up during the whole run",
+  /** The kind every vsReference ratio divides by, and what it is. */
+  reference: referenceKind ? { kind: referenceKind, label: KIND_LABELS[referenceKind], version: referenceBuild?.version ?? null } : null,
+  referenceNote: referenceLine,
   kinds: config.kinds.map((k) => ({ id: k, label: KIND_LABELS[k], innerMtu: mtus[k] ?? null })),
   metrics: METRICS.map(({ id, label, unit, better, shown }) => ({ id, label, unit, better, shown })),
   results,
@@ -337,9 +373,12 @@ const report = {
 const lines: string[] = [];
 const has = (k: Kind) => config.kinds.includes(k);
 const labelWidth = Math.max(20, ...config.kinds.map((k) => KIND_LABELS[k].length + 1));
+const refTag = referenceKind === "wg-go-current" ? "×wg-cur" : "×wg-deb";
+const refCols = [referenceKind ? `${refTag} = ÷ ${KIND_LABELS[referenceKind]}` : "", has("veth") ? "×veth = ÷ bare veth" : ""].filter(Boolean);
 lines.push(
-  `wontun bench ${report.date}: ${config.runs} run(s) x ${config.seconds} s, median (min–max); ` +
-    `ratios = value ÷ reference (${has("wg-go") ? "×wg-go" : ""}${has("wg-go") && has("veth") ? ", " : ""}${has("veth") ? "×veth" : ""})`,
+  `wontun bench ${report.date}: ${config.runs} run(s) x ${config.seconds} s, median (min–max)` +
+    (refCols.length ? `; ratios = value ÷ reference (${refCols.join(", ")})` : ""),
+  referenceLine,
 );
 for (const m of METRICS.filter((m) => m.shown)) {
   lines.push("", `${m.label} [${m.unit}, ${m.better} is better]`);
@@ -348,7 +387,7 @@ for (const m of METRICS.filter((m) => m.shown)) {
     if (!s) continue;
     const spread = config.runs > 1 && m.id !== "rss_peak" ? `(${fmt(s.min)}–${fmt(s.max)})` : "";
     const cols = [`  ${KIND_LABELS[kind].padEnd(labelWidth)}`, fmt(s.median).padStart(8), spread.padEnd(18)];
-    if (has("wg-go")) cols.push(`${fmt(ratio(kind, m.id, "wg-go"))}×wg-go`.padStart(13));
+    if (referenceKind) cols.push(`${fmt(ratio(kind, m.id, referenceKind))}${refTag}`.padStart(14));
     if (has("veth") && !m.tunnelOnly) cols.push(`${fmt(ratio(kind, m.id, "veth"))}×veth`.padStart(12));
     lines.push(cols.join(" "));
   }
@@ -363,9 +402,14 @@ const jsonFile = join(config.out, `${stamp}.json`);
 writeFileSync(jsonFile, json);
 writeFileSync(join(config.out, "latest.json"), json);
 
-const reference: Kind = has("wg-go") ? "wg-go" : config.kinds.find((k) => k !== "veth") ?? config.kinds[0];
+const reference: Kind = referenceKind ?? config.kinds.find((k) => k !== "veth") ?? config.kinds[0];
 const svg = groupedBarChart({
-  title: "wontun vs wireguard-go vs bare veth",
+  title:
+    referenceKind === "wg-go-current"
+      ? `wontun vs wireguard-go (current ${wgGo.current!.version}${has("wg-go") ? ` and Debian's ${wgGo.debian!.version}` : ""}) vs bare veth`
+      : referenceKind === "wg-go"
+        ? `wontun vs Debian's wireguard-go ${wgGo.debian!.version} (no current build found) vs bare veth`
+        : "wontun vs bare veth",
   subtitle:
     `${report.date.slice(0, 16).replace("T", " ")} UTC, ${navigator.hardwareConcurrency} cores, kernel ${report.machine.kernel}; ` +
     `median of ${config.runs} run(s) x ${config.seconds} s, whiskers min–max`,

@@ -4,24 +4,28 @@
 //   - N configured peers (default 1000): all of them handshake with one `dist/wontun up`
 //     responder over real UDP and get a ping through the tunnel, driven by one in-process
 //     client (bench/lib/handshake-driver.ts) in another namespace;
-//   - handshakes per second that responder completes over UDP, and the same in-process on the
-//     sans-IO WireGuardProtocol (no IO: what one core can do);
+//   - handshakes per second that responder completes over UDP, offered by the client at up to
+//     ~9100/s (more than either responder takes on a small machine), and the same in-process on
+//     the sans-IO WireGuardProtocol (no IO: what one core can do);
+//   - the N-peer and handshake-rate tests again with the current wireguard-go as the responder
+//     (the reference), and with Debian's wireguard-go when installed (bench/lib/wg-go.ts);
 //   - the AllowedIPs trie with 100k prefixes (bench/trie.ts: inserts/s, lookups/s, memory).
 // Writes bench/results/scale-<timestamp>.json and scale-latest.json. Needs root.
 //
-//   bun bench/scale.ts [--peers 1000] [--rate-seconds 5] [--rate-runs 3] [--sources 256] [--runs 10]
-//                      [--prefixes 100000] [--quick] [--out DIR]
+//   bun bench/scale.ts [--peers 1000] [--rate-seconds 5] [--rate-runs 3] [--sources 506] [--runs 10]
+//                      [--prefixes 100000] [--no-wg-go] [--quick] [--out DIR]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/keys.ts";
 import { canRunIntegration } from "../test/helpers/netns.ts";
-import { newKeys, startWireguardGo, wgGoInterface, wgQuickConfig } from "../test/helpers/wireguard.ts";
+import { newKeys, wgQuickConfig } from "../test/helpers/wireguard.ts";
 import { commandLine, numberOption } from "./lib/args.ts";
 import type { DriverJob } from "./lib/handshake-driver.ts";
 import { measureInProcess } from "./lib/inprocess.ts";
 import {
   BINARY,
   REPO,
+  ifName,
   RESULTS,
   loadAverage,
   machineInfo,
@@ -36,6 +40,7 @@ import {
 } from "./lib/lab.ts";
 import { cpuMeter, openFds, statusMiB, threads } from "./lib/proc.ts";
 import { fmt, summarize, type Summary } from "./lib/stats.ts";
+import { findWireguardGo, referenceNote, startWgGoBuild, type WgGoBuild } from "./lib/wg-go.ts";
 
 const HELP = `bun bench/scale.ts — handshake rate, many peers, trie size, start-up time
 
@@ -44,14 +49,18 @@ Options:
   --rate-seconds S   timed window of the handshake-rate test (default 5)
   --rate-runs N      timed windows; the figure is their median (default 3)
   --sources N        client source addresses (the responder limits each to 20 initiations/s
-                     under load; default 256)
+                     under load; the client paces each at 18/s; default and most 506)
   --runs N           start-ups timed per figure (default 10; --version gets twice as many)
   --prefixes N       prefixes for the trie figure (default 100000)
-  --no-wg-go         skip the same handshake tests against wireguard-go (for comparison;
-                     skipped anyway when wireguard-go or wg is missing)
+  --no-wg-go         skip the same handshake tests against wireguard-go (current, and
+                     Debian's; each skipped anyway when missing, and both without wg)
   --quick            a small, fast pass (100 peers, one 2 s window, 3 runs, 10k prefixes)
   --out DIR          where to write results (default bench/results)
-  --help`;
+  --help
+
+The comparison is against wireguard-go (current), the current upstream build (WIREGUARD_GO=PATH
+names one; otherwise the one provided next to the repository), with Debian's wireguard-go as a
+second row when installed. Without a current build, the output says so.`;
 
 const opts = commandLine(HELP, ["quick", "no-wg-go"]);
 const quick = opts.has("quick");
@@ -59,10 +68,10 @@ const config = {
   peers: numberOption(opts, "peers", quick ? 100 : 1000, 1),
   rateSeconds: numberOption(opts, "rate-seconds", quick ? 2 : 5, 1),
   rateRuns: numberOption(opts, "rate-runs", quick ? 1 : 3, 1),
-  sources: numberOption(opts, "sources", quick ? 64 : 256, 1),
+  sources: numberOption(opts, "sources", quick ? 64 : 506, 1),
   runs: numberOption(opts, "runs", quick ? 3 : 10, 1),
   prefixes: numberOption(opts, "prefixes", quick ? 10_000 : 100_000, 1),
-  wgGo: !opts.has("no-wg-go") && Bun.which("wireguard-go") !== null && Bun.which("wg") !== null,
+  wgGo: !opts.has("no-wg-go") && findWireguardGo().hasWg,
   quick,
   out: opts.get("out") ?? RESULTS,
 };
@@ -92,7 +101,12 @@ const report: Record<string, unknown> = {
   command: ["bun", "bench/scale.ts", ...process.argv.slice(2)].join(" "),
   options: config,
   machine: { ...machineInfo(), loadAverageBefore: loadBefore },
-  tools: { wontun: toolVersion([BINARY, "--version"]) },
+  tools: {
+    wontun: toolVersion([BINARY, "--version"]),
+    /** Versions only (never paths), null when absent. */
+    wireguardGoCurrent: findWireguardGo().current?.version ?? null,
+    wireguardGoDebian: findWireguardGo().debian?.version ?? null,
+  },
 };
 
 // ---- 1. dist/wontun --version ------------------------------------------------------------
@@ -234,6 +248,14 @@ async function drive(cli: Host, pid: number, jobFile: string) {
     connect: { afterConnect, responderCpuPercentDuringConnect: connectCpu, connect: result.connect },
     rate: {
       handshakesPerSecond: summarize(runs.map((r) => r.handshakesPerSecond)),
+      /** Initiations the client sent per second in the timed window: what the responder was offered. */
+      sentPerSecond: summarize(runs.map((r) => r.sentPerSecond)),
+      /** Offered initiations that got no answer within 5 s (REKEY_TIMEOUT), in the timed windows. */
+      timeoutsInWindow: runs.reduce((n, r) => n + r.timeoutsInWindow, 0),
+      /** Initiations still unanswered when each window closed, summed over the runs. */
+      unansweredAtEnd: runs.reduce((n, r) => n + r.unansweredAtEnd, 0),
+      windowFullShare: Math.max(...runs.map((r) => r.windowFullShare)),
+      limitedBy: limitedBy(runs),
       responderCpuPercent: summarize(rateCpu),
       clientCpuPercent: summarize(runs.map((r) => r.clientCpuPercent)),
       responses: runs.reduce((n, r) => n + r.responses, 0),
@@ -249,6 +271,18 @@ async function drive(cli: Host, pid: number, jobFile: string) {
       driverCounters: result.counters,
     },
   };
+}
+
+/**
+ * What held the rate down: "responder" when the client offered clearly more than was answered
+ * (initiations went unanswered, or the in-flight window filled up because answers lagged),
+ * otherwise "offered rate": the responder kept up with all it was offered (a lower bound).
+ */
+function limitedBy(runs: Array<Record<string, number>>): "responder" | "offered rate" {
+  const sent = runs.reduce((n, r) => n + r.sentPerSecond, 0);
+  const taken = runs.reduce((n, r) => n + r.handshakesPerSecond, 0);
+  const full = Math.max(...runs.map((r) => r.windowFullShare));
+  return sent > taken * 1.05 || full > 0.2 ? "responder" : "offered rate";
 }
 
 const plainConf = (name: string, address: string) =>
@@ -282,7 +316,8 @@ try {
     progress(`wontun up start-up (1 peer, WireGuard), ${config.runs} runs...`);
     const one = newKeys();
     const other = newKeys();
-    const wg1 = env.dir.write("wg1.conf", wgQuickConfig({
+    // Config file names give the interface names (and control sockets): unique to this run.
+    const wg1 = env.dir.write(`${ifName(env.lab, "w1")}.conf`, wgQuickConfig({
       keys: one,
       addresses: ["10.99.0.1/24"],
       listenPort: 51820,
@@ -290,7 +325,7 @@ try {
     }));
     report.upWg1 = await timeUp(srv, wg1, config.runs);
     progress(`wontun up start-up (1 peer, plaintext), ${config.runs} runs...`);
-    report.upPlain1 = await timeUp(srv, env.dir.write("pl1.conf", plainConf("srv", "10.99.0.1/24")), config.runs);
+    report.upPlain1 = await timeUp(srv, env.dir.write(`${ifName(env.lab, "p1")}.conf`, plainConf("srv", "10.99.0.1/24")), config.runs);
 
     // -- the big config
     const n = config.peers;
@@ -301,7 +336,7 @@ try {
       const host = i + 2;
       return { privateKey: encodeKey(priv), publicKey: encodeKey(publicKeyOf(priv)), address: `10.200.${host >> 8}.${host & 0xff}` };
     });
-    const bigConf = env.dir.write("wgbig.conf", wgQuickConfig({
+    const bigConf = env.dir.write(`${ifName(env.lab, "big")}.conf`, wgQuickConfig({
       keys: server,
       addresses: ["10.200.0.1/16"],
       listenPort: 51820,
@@ -321,6 +356,7 @@ try {
         perSourceRate: 18,
         perSourceBurst: 1, // evenly paced: see bench/README.md
         window: 128,
+        rateWindow: 1_000_000, // no in-flight limit: only the pacing bounds what is offered
         connectTimeoutSeconds: 120,
         settleSeconds: SETTLE_SECONDS,
         rateSeconds: config.rateSeconds,
@@ -334,28 +370,37 @@ try {
     progress(`${n} peers on wontun: handshake + ping each, then the handshake rate, ${config.rateRuns} x ${config.rateSeconds} s...`);
     const { proc: responder, startMs } = await startWontunBench(srv, bigConf, { timeoutMs: 60_000 });
     const rssRunning = statusMiB(responder.proc.pid, "VmRSS");
-    const wontunRun = await drive(cli, responder.proc.pid, jobFor(Math.max(1000, Math.ceil(inProcess.handshakesPerSecond.max * 2))));
+    // Every responder is offered the same: the most the pacing allows (per source address and per
+    // peer), with initiations prepared for all of it, so that the offered rate is not the limit.
+    const offeredCap = Math.min(sources.length * 18, n * 10);
+    const wontunRun = await drive(cli, responder.proc.pid, jobFor(offeredCap));
     responder.kill("SIGTERM");
     await responder.exited;
     report.bigConfig = { peers: n, startMs, rssRunningMiB: rssRunning, ...wontunRun.connect };
     report.overNetwork = wontunRun.rate;
 
-    if (config.wgGo) {
-      // The same peers, keys and client against wireguard-go, for comparison.
-      progress(`${n} peers on wireguard-go: the same...`);
-      const ifname = wgGoInterface(env.lab, "s");
+    // The same peers, keys, client and pacing against wireguard-go: the current build (the
+    // reference), then Debian's when installed.
+    const builds = findWireguardGo();
+    const others = config.wgGo ? [builds.current, builds.debian].filter((b): b is WgGoBuild => b !== null) : [];
+    if (config.wgGo && !builds.current) progress(referenceNote());
+    for (const build of others) {
+      progress(`${n} peers on ${build.label} ${build.version}: the same...`);
+      const ifname = ifName(env.lab, build.kind === "wg-go-current" ? "gc" : "gd");
       env.onCleanup(() => removeWgSocket(ifname));
-      const wg = await startWireguardGo(srv, env.dir, ifname, {
+      const wg = await startWgGoBuild(build, srv, env.dir, ifname, {
         keys: server,
         addresses: ["10.200.0.1/16"],
         listenPort: 51820,
         peers: peers.map((p) => ({ publicKey: p.publicKey, allowedIps: [`${p.address}/32`] })),
       });
       const rss = statusMiB(wg.proc.pid, "VmRSS");
-      const wgRun = await drive(cli, wg.proc.pid, jobFor(sources.length * 18));
+      const wgRun = await drive(cli, wg.proc.pid, jobFor(offeredCap));
       wg.kill("SIGTERM");
       await wg.exited;
-      report.wireguardGo = { peers: n, rssConfiguredMiB: rss, ...wgRun.connect, overNetwork: wgRun.rate };
+      const entry = { label: build.label, version: build.version, peers: n, rssConfiguredMiB: rss, ...wgRun.connect, overNetwork: wgRun.rate };
+      if (build.kind === "wg-go-current") report.wireguardGoCurrent = entry;
+      else report.wireguardGo = entry;
     }
   });
 } catch (e) {
@@ -371,7 +416,9 @@ const r = report as any;
 const span = (s: Summary, unit = "ms") => `${fmt(s.median)} ${unit} (${fmt(s.min)}–${fmt(s.max)})`;
 const net = r.overNetwork;
 const rateLine = (label: string, x: any) =>
-  `  ${label.padEnd(39)}${span(x.handshakesPerSecond, "/s")}, ${config.rateRuns} x ${x.seconds} s, offered <= ${x.offeredMaxPerSecond}/s; ` +
+  `  ${label.padEnd(39)}${span(x.handshakesPerSecond, "/s")} taken of ${fmt(x.sentPerSecond.median)}/s offered ` +
+  `(pacing allows ${x.offeredMaxPerSecond}/s; limited by the ${x.limitedBy}${x.limitedBy === "offered rate" ? ": a lower bound" : ""}), ` +
+  `${config.rateRuns} x ${x.seconds} s, ${x.unansweredAtEnd} unanswered when the windows closed; ` +
   `responder CPU ${fmt(x.responderCpuPercent.median)}%, client CPU ${fmt(x.clientCpuPercent.median)}%; ` +
   `${x.verified}/${x.responses} responses verified, ${x.cookieReplies} cookie replies, ${x.timeouts} timeouts; ` +
   `RSS afterwards ${fmt(x.responderRssAfterMiB)} MiB (peak ${fmt(x.responderHwmMiB)})` +
@@ -381,6 +428,10 @@ const connectLine = (label: string, x: any) =>
   `(${x.connect.retries} retries; responder CPU ${fmt(x.responderCpuPercentDuringConnect)}%); afterwards RSS ${fmt(x.afterConnect.rssMiB)} MiB ` +
   `(peak ${fmt(x.afterConnect.hwmMiB)}), ${SETTLE_SECONDS} s later ${fmt(x.afterConnect.settledRssMiB)} MiB (${fmt(x.afterConnect.settledFileMiB)} file-backed, ${fmt(x.afterConnect.settledAnonMiB)} anonymous); ${x.afterConnect.openFds} fds, ${x.afterConnect.threads} threads`;
 const wg = r.wireguardGo;
+const wgc = r.wireguardGoCurrent;
+const ratioTo = (label: string, v: number, ref: number, better: "higher" | "lower") =>
+  `  ${label.padEnd(39)}${fmt(v / ref)}× (${better} is better)`;
+const refRun = wgc ?? wg;
 const table = [
   `wontun scale ${r.date} (${r.tools.wontun}), ${navigator.hardwareConcurrency} cores`,
   "",
@@ -393,15 +444,27 @@ const table = [
   "",
   `${config.peers} peers on one responder, one client process over UDP from ${config.sources} source addresses: handshake + a ping through the tunnel each`,
   connectLine("wontun (dist/wontun up)", r.bigConfig) + `; ${fmt(r.bigConfig.rssRunningMiB)} MiB before any handshake`,
-  ...(wg ? [connectLine("wireguard-go (for comparison)", wg) + `; ${fmt(wg.rssConfiguredMiB)} MiB before any handshake`] : []),
+  ...(wgc ? [connectLine(`${wgc.label} ${wgc.version}`, wgc) + `; ${fmt(wgc.rssConfiguredMiB)} MiB before any handshake`] : []),
+  ...(wg ? [connectLine(`${wg.label} ${wg.version}`, wg) + `; ${fmt(wg.rssConfiguredMiB)} MiB before any handshake`] : []),
   "",
   "handshakes per second (responder side: initiation in, response out), median (min–max)",
   rateLine("wontun over UDP (dist/wontun up)", net),
-  ...(wg ? [rateLine("wireguard-go over UDP", wg.overNetwork)] : []),
+  ...(wgc ? [rateLine(`${wgc.label} over UDP`, wgc.overNetwork)] : []),
+  ...(wg ? [rateLine(`${wg.label} over UDP`, wg.overNetwork)] : []),
   `  ${"wontun in-process, sans-IO, one core".padEnd(39)}${span(inProcess.handshakesPerSecond, "/s")}, ${fmt(inProcess.microsecondsEach.median)} µs each; ` +
     `cookie replies under load ${fmt(inProcess.cookieRepliesPerSecond.median)}/s`,
   `  ${"(initiator side, in-process)".padEnd(39)}${fmt(inProcess.initiationsMadePerSecond.median)} initiations made/s`,
   "",
+  ...(refRun
+    ? [
+        `wontun ÷ ${refRun.label} ${refRun.version} (the reference${refRun === wg ? ": NO CURRENT BUILD FOUND, Debian's is used" : ""})`,
+        ratioTo(`${config.peers} peers connected, time`, r.bigConfig.connect.elapsedSeconds, refRun.connect.elapsedSeconds, "lower"),
+        ratioTo(`${config.peers} peers, RSS ${SETTLE_SECONDS} s after`, r.bigConfig.afterConnect.settledRssMiB, refRun.afterConnect.settledRssMiB, "lower"),
+        ratioTo("handshakes/s over UDP", net.handshakesPerSecond.median, refRun.overNetwork.handshakesPerSecond.median, "higher") +
+          (net.limitedBy !== "responder" || refRun.overNetwork.limitedBy !== "responder" ? " [a responder kept up with the offered rate: not a ratio of limits]" : ""),
+        "",
+      ]
+    : []),
   `AllowedIPs trie, ${trie.prefixes} IPv4 prefixes (bench/trie.ts)`,
   `  inserts                                ${fmt(trie.insertsPerSecondMillions)} M/s`,
   `  lookups                                ${fmt(trie.lookupsPerSecondMillionsV4)} M/s IPv4 (${trie.lookupNsV4} ns), ${fmt(trie.lookupsPerSecondMillionsV6)} M/s IPv6`,

@@ -45,8 +45,13 @@ export interface DriverJob {
   /** Initiations per second per source address (the responder allows 20 under load). */
   perSourceRate: number;
   perSourceBurst: number;
-  /** Most initiations in flight at once. */
+  /** Most initiations in flight at once (connect phase). */
   window: number;
+  /**
+   * Most initiations in flight at once in the rate phase: large, so that the responder, not the
+   * window, limits the rate (a saturated responder then shows as initiations it never answered).
+   */
+  rateWindow: number;
   connectTimeoutSeconds: number;
   /** Quiet time after the connect phase, for the responder's memory to settle ("MARK settled"). */
   settleSeconds: number;
@@ -64,7 +69,14 @@ export interface DriverJob {
 }
 
 const COOKIE_LIFETIME_MS = 110_000; // the responder's is 120 s
+/** Connect phase: an initiation unanswered this long is sent again (a new one). */
 const RESPONSE_TIMEOUT_MS = 500;
+/**
+ * Rate phase: how long an answer still counts. A WireGuard initiator keeps its handshake state
+ * and accepts the response for REKEY_TIMEOUT (5 s) before it sends a new initiation, so an answer
+ * that a saturated responder sends late, from a long queue, is still a handshake done.
+ */
+const RATE_RESPONSE_TIMEOUT_MS = 5000;
 /**
  * Least time between two initiations of one peer. The responder drops a peer's initiation that
  * comes less than 20 ms after the last one it took (a flood), judged by its own clock at the
@@ -337,6 +349,12 @@ async function handshakeRate(run: number): Promise<Record<string, unknown>> {
   const answered: Array<{ init: Initiation; response: Uint8Array; at: number }> = [];
   let sent = 0;
   let timeouts = 0;
+  // Inside the timed window: what was offered, what timed out, and how often the in-flight
+  // window (not the pacing) held the client back.
+  let sentInWindow = 0;
+  let timeoutsInWindow = 0;
+  let ticksInWindow = 0;
+  let ticksWindowFull = 0;
 
   handler = (s, data) => {
     const now = performance.now();
@@ -374,17 +392,20 @@ async function handshakeRate(run: number): Promise<Record<string, unknown>> {
       marked = true;
       console.log(`MARK rate-window-start ${run}`);
     }
+    const timing = marked && now < windowEnd;
+    if (timing) ticksInWindow++;
     for (const [index, entry] of pending) {
-      if (now - entry.at > RESPONSE_TIMEOUT_MS) {
+      if (now - entry.at > RATE_RESPONSE_TIMEOUT_MS) {
         pending.delete(index);
         timeouts++;
+        if (timing) timeoutsInWindow++;
         if (process.env.DRIVER_DEBUG) log(`timeout: peer ${entry.init.peer} sent at ${(entry.at - t0).toFixed(0)} ms (mac2 ${entry.init.message[140] | entry.init.message[141] ? "yes" : "no"})`);
       }
     }
     for (const s of sources) {
       refill(s, now);
       const q = queues[s.index];
-      while (s.tokens >= 1 && pending.size < job.window) {
+      while (s.tokens >= 1 && pending.size < job.rateWindow) {
         if (heads[s.index] >= q.length) {
           if (heads[s.index]++ === q.length) exhausted++;
           break;
@@ -396,9 +417,11 @@ async function handshakeRate(run: number): Promise<Record<string, unknown>> {
         pending.set(init.senderIndex, { init, at: now });
         s.tokens -= 1;
         sent++;
+        if (timing) sentInWindow++;
         sendInitiation(s, init, now);
       }
     }
+    if (timing && pending.size >= job.rateWindow) ticksWindowFull++;
     await tick();
   }
   console.log(`MARK rate-window-end ${run}`);
@@ -417,7 +440,14 @@ async function handshakeRate(run: number): Promise<Record<string, unknown>> {
     warmupSeconds: job.warmupSeconds,
     sourceAddresses: sources.length,
     offeredMaxPerSecond: offered,
-    window: job.window,
+    /** Initiations actually sent per second in the timed window (what the responder was offered). */
+    sentPerSecond: sentInWindow / seconds,
+    timeoutsInWindow,
+    /** Initiations still unanswered when the window closed (queued at the responder, or dropped). */
+    unansweredAtEnd: pending.size,
+    /** Share of the window's loop rounds that ended with the in-flight window full. */
+    windowFullShare: ticksInWindow ? ticksWindowFull / ticksInWindow : 0,
+    window: job.rateWindow,
     preparedInitiations: total,
     prepareSeconds: prepSeconds,
     sent,

@@ -1,7 +1,7 @@
 // The benchmarks' lab: the test suite's namespaces (test/helpers/netns.ts) plus what a long,
 // interruptible run needs on top: cleanup on Ctrl-C / SIGTERM / errors, the stale wireguard-go
 // control sockets, and starting wontun the way a user would (no debug logging on the data path).
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Lab, waitFor, type Host, type SpawnedProcess } from "../../test/helpers/netns.ts";
 import { ConfigDir } from "../../test/helpers/wontun-node.ts";
@@ -11,6 +11,20 @@ export { Lab, waitFor, ConfigDir, type Host, type SpawnedProcess };
 export const REPO = resolve(import.meta.dir, "../..");
 export const BINARY = join(REPO, "dist/wontun");
 export const RESULTS = join(REPO, "bench/results");
+
+/**
+ * Namespaces are named "<prefix><4 hex>-<host>"; BENCH_LAB_PREFIX (letters and digits, at most 4)
+ * sets the prefix, default "wt". Interface names start with the same lab id (ifName), so the
+ * control sockets in /var/run/wireguard of concurrent runs never clash.
+ */
+const LAB_PREFIX = /^[a-z][a-z0-9]{0,3}$/.test(process.env.BENCH_LAB_PREFIX ?? "") ? process.env.BENCH_LAB_PREFIX! : "wt";
+
+/** An interface name unique to this run: the lab id and `suffix` (at most 15 characters). */
+export function ifName(lab: Lab, suffix: string): string {
+  const name = `${lab.id}${suffix}`;
+  if (name.length > 15 || !/^[a-z0-9-]+$/i.test(name)) throw new Error(`interface name "${name}" too long or invalid`);
+  return name;
+}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 /** Cleanups that withLab started itself (the body ended) and that a signal must not cut short. */
@@ -61,7 +75,7 @@ export interface BenchLab {
  */
 export async function withLab<T>(tag: string, body: (env: BenchLab) => Promise<T>): Promise<T> {
   installSignalHandlers();
-  const lab = await Lab.create(tag);
+  const lab = await Lab.create(tag, LAB_PREFIX);
   const dir = new ConfigDir();
   const sentinel = startSentinel(lab.id, dir.path);
   const own: Array<() => Promise<void> | void> = [];
@@ -74,6 +88,7 @@ export async function withLab<T>(tag: string, body: (env: BenchLab) => Promise<T
       }
     }
     await lab.cleanup();
+    removeLabSockets(lab.id);
     dir.remove();
     stopSentinel(sentinel);
   };
@@ -94,14 +109,14 @@ export async function withLab<T>(tag: string, body: (env: BenchLab) => Promise<T
 
 /**
  * The lab's own sentinel removes the namespaces and their processes if this process is killed
- * outright (SIGKILL); this one removes what lives outside them: wireguard-go's control sockets
- * (named after the lab id by wgGoInterface) and the config directory with its keys.
+ * outright (SIGKILL); this one removes what lives outside them: the control sockets of wireguard-go
+ * and wontun (interfaces named after the lab id by ifName) and the config directory with its keys.
  */
 function startSentinel(labId: string, dirPath: string): number {
   const script = [
     `while kill -0 ${process.pid} 2>/dev/null; do sleep 0.5; done`,
     "sleep 1", // the lab's sentinel kills wireguard-go first
-    `rm -f /var/run/wireguard/wg${labId.slice(2)}*.sock`,
+    `rm -f /var/run/wireguard/${labId}*.sock`,
     `rm -rf '${dirPath}'`,
   ].join("\n");
   const starter = Bun.spawnSync(["sh", "-c", `sh -c "$0" </dev/null >/dev/null 2>&1 & echo $!`, script], {
@@ -119,6 +134,13 @@ function stopSentinel(pid: number): void {
       // already gone
     }
   }
+}
+
+/** Control sockets of this lab's interfaces left behind by processes that were killed. */
+function removeLabSockets(labId: string): void {
+  const dir = "/var/run/wireguard";
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) if (f.startsWith(labId) && f.endsWith(".sock")) rmSync(join(dir, f), { force: true });
 }
 
 /** wireguard-go leaves its control socket behind when it is killed: remove ours. */

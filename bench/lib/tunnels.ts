@@ -1,9 +1,11 @@
 // What the throughput bench compares, each set up between the lab's two hosts (a = 192.0.2.2,
-// the iperf3 client; b = 192.0.2.1, the iperf3 server) over one veth pair: bare veth,
-// wireguard-go, and wontun variants. All can be up at the same time: each has its own inner
-// subnet, UDP port and interfaces.
-import { newKeys, startWireguardGo, wgGoInterface, wgQuickConfig } from "../../test/helpers/wireguard.ts";
-import { removeWgSocket, startWontunBench, waitFor, type BenchLab, type Host, type SpawnedProcess } from "./lab.ts";
+// the iperf3 client; b = 192.0.2.1, the iperf3 server) over one veth pair: bare veth, the
+// current wireguard-go, Debian's wireguard-go, and wontun variants. All can be up at the same
+// time: each has its own inner subnet, UDP port and interfaces (named after the lab, so that
+// the control sockets in /var/run/wireguard are unique to the run).
+import { newKeys, wgQuickConfig } from "../../test/helpers/wireguard.ts";
+import { ifName, removeWgSocket, startWontunBench, waitFor, type BenchLab, type Host, type SpawnedProcess } from "./lab.ts";
+import { findWireguardGo, startWgGoBuild, type WgGoKind } from "./wg-go.ts";
 
 /**
  * wontun variants: the two modes with every offload (the headline figures), and the ladder that
@@ -19,12 +21,19 @@ const WONTUN_VARIANTS = {
 } as const;
 type WontunKind = keyof typeof WONTUN_VARIANTS;
 
-export const KINDS = ["veth", "wg-go", ...(Object.keys(WONTUN_VARIANTS) as WontunKind[])] as const;
+export const KINDS = ["veth", "wg-go-current", "wg-go", ...(Object.keys(WONTUN_VARIANTS) as WontunKind[])] as const;
 export type Kind = (typeof KINDS)[number];
+
+/** wireguard-go builds: the current upstream one (the reference) and Debian's (bench/lib/wg-go.ts). */
+const WG_GO_VARIANTS: Record<WgGoKind, { net: number; port: number }> = {
+  "wg-go-current": { net: 21, port: 51821 },
+  "wg-go": { net: 20, port: 51820 },
+};
 
 export const KIND_LABELS: Record<Kind, string> = {
   veth: "bare veth",
-  "wg-go": "wireguard-go",
+  "wg-go-current": "wireguard-go (current)",
+  "wg-go": "wireguard-go (Debian)",
   ...(Object.fromEntries(Object.entries(WONTUN_VARIANTS).map(([k, v]) => [k, v.label])) as Record<WontunKind, string>),
 };
 
@@ -50,33 +59,36 @@ export async function setupHosts(env: BenchLab): Promise<{ a: Host; b: Host }> {
 
 export async function startTunnel(kind: Kind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
   if (kind === "veth") return { kind, bAddress: B_UNDERLAY, procs: null, mtu: 1500 };
-  if (kind === "wg-go") return startWgGo(env, a, b);
+  if (kind === "wg-go" || kind === "wg-go-current") return startWgGo(kind, env, a, b);
   return startWontun(kind, env, a, b);
 }
 
-async function startWgGo(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
+async function startWgGo(kind: WgGoKind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
+  const builds = findWireguardGo();
+  const build = kind === "wg-go-current" ? builds.current : builds.debian;
+  if (!build) throw new Error(`${KIND_LABELS[kind]} is not available`);
+  const { net, port } = WG_GO_VARIANTS[kind];
   const ka = newKeys();
   const kb = newKeys();
-  const ifA = wgGoInterface(env.lab, "a");
-  const ifB = wgGoInterface(env.lab, "b");
+  const ifA = ifName(env.lab, `wg${net}a`);
+  const ifB = ifName(env.lab, `wg${net}b`);
   env.onCleanup(() => {
     removeWgSocket(ifA);
     removeWgSocket(ifB);
   });
-  const port = 51820;
-  const pb = await startWireguardGo(b, env.dir, ifB, {
+  const pb = await startWgGoBuild(build, b, env.dir, ifB, {
     keys: kb,
-    addresses: ["10.20.0.1/24"],
+    addresses: [`10.${net}.0.1/24`],
     listenPort: port,
-    peers: [{ publicKey: ka.publicKey, allowedIps: ["10.20.0.2/32"], endpoint: `${A_UNDERLAY}:${port}` }],
+    peers: [{ publicKey: ka.publicKey, allowedIps: [`10.${net}.0.2/32`], endpoint: `${A_UNDERLAY}:${port}` }],
   });
-  const pa = await startWireguardGo(a, env.dir, ifA, {
+  const pa = await startWgGoBuild(build, a, env.dir, ifA, {
     keys: ka,
-    addresses: ["10.20.0.2/24"],
+    addresses: [`10.${net}.0.2/24`],
     listenPort: port,
-    peers: [{ publicKey: kb.publicKey, allowedIps: ["10.20.0.1/32"], endpoint: `${B_UNDERLAY}:${port}` }],
+    peers: [{ publicKey: kb.publicKey, allowedIps: [`10.${net}.0.1/32`], endpoint: `${B_UNDERLAY}:${port}` }],
   });
-  return ready(a, { kind: "wg-go", bAddress: "10.20.0.1", procs: { a: pa, b: pb }, mtu: 1420 });
+  return ready(a, { kind, bAddress: `10.${net}.0.1`, procs: { a: pa, b: pb }, mtu: 1420 });
 }
 
 async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
@@ -84,7 +96,7 @@ async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): P
   // Each variant has its own inner subnet 10.N.0.0/24, UDP port and interface names.
   const inner = (host: 1 | 2) => `10.${v.net}.0.${host}`;
   const port = v.mode === "wg" ? 51800 + v.net : 19900 + v.net;
-  const name = (side: string) => `wt${v.net}-${side}`;
+  const name = (side: string) => ifName(env.lab, `wt${v.net}${side}`);
   let confA: string;
   let confB: string;
   if (v.mode === "wg") {
