@@ -192,9 +192,13 @@ function readPeerLine(peer: PeerStatus, mode: ConfigMode, key: string, value: st
       break;
     }
     case "endpoint": {
-      const ep = parseEndpoint(value);
+      // A learnt endpoint is the address a datagram came from, port 0 included (a datagram can
+      // claim it, and a wontun-mode peer is learnt from any handshake); only set requests must
+      // name a port 1-65535. Refusing it made one such datagram break `wontun show`.
+      const zero = /:0$/.test(value);
+      const ep = parseEndpoint(zero ? `${value.slice(0, -1)}1` : value);
       if (typeof ep === "string") throw malformed(`${where}: endpoint: ${ep}`);
-      peer.endpoint = ep;
+      peer.endpoint = zero ? { address: ep.address, port: 0 } : ep;
       break;
     }
     case "state": peer.state = value; break;

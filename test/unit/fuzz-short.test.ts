@@ -8,6 +8,9 @@ import { Rng, iterationSeed } from "../fuzz/rng.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import { configFileText } from "../../src/host/save-config.ts";
 import { toToml } from "../../src/config/dump.ts";
+import { formatStatusResponse, parseStatusResponse } from "../../src/control/uapi-get.ts";
+import { parseSetRequest } from "../../src/control/uapi-set.ts";
+import { ControlError, type DeviceStatus } from "../../src/control/model.ts";
 
 const ITERATIONS = 150;
 
@@ -46,5 +49,24 @@ describe("fuzz findings, kept", () => {
     expect(again.interface.host?.postUp).toEqual(["echo \x7f"]);
     expect(again.interface.host?.table).toBe("a\x7fb");
     expect(toToml(config)).not.toContain("\x7f");
+  });
+});
+
+describe("fuzz findings, kept (control plane)", () => {
+  test("a peer endpoint learnt with port 0 reads back from the status answer (one such datagram broke `wontun show`)", () => {
+    const status: DeviceStatus = {
+      mode: "wontun", interfaceName: "tun0", privateKey: null, publicKey: null, name: "server", listenPort: 19988, fwmark: 0, drops: {},
+      peers: [{
+        id: 1, name: "p", publicKey: null, presharedKey: null, endpoint: { address: new Uint8Array([192, 0, 2, 1]), port: 0 },
+        persistentKeepalive: 0, allowedIps: [], lastHandshake: { sec: 0, nsec: 0 }, rxBytes: 0, txBytes: 0, state: "Connected",
+      }],
+    };
+    const text = formatStatusResponse(status);
+    expect(text).toContain("endpoint=192.0.2.1:0\n");
+    const parsed = parseStatusResponse(text);
+    expect(parsed.peers[0].endpoint?.port).toBe(0);
+    expect(formatStatusResponse(parsed)).toBe(text);
+    // A set request still may not name port 0.
+    expect(() => parseSetRequest("name=p\nendpoint=192.0.2.1:0\n", "wontun")).toThrow(ControlError);
   });
 });
