@@ -521,7 +521,8 @@ export class Device implements ControlSink, QueueWatcher {
 
   private learnEndpoint(link: PeerLink, sources: Uint8Array, at: number, now: number): void {
     const endpoint = this.bind.sourceEndpoint(sources, at);
-    if (!endpoint) return;
+    // Port 0 cannot be answered (only a forged datagram comes from it): keep the endpoint we have.
+    if (!endpoint || endpoint.port === 0) return;
     const before = link.route.endpoint;
     this.bind.setEndpoint(link.route, endpoint);
     this.log.info(`peer ${link.name}: endpoint ${before ? `${formatEndpoint(before)} -> ` : ""}${formatEndpoint(endpoint)}`);
