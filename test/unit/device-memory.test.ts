@@ -7,6 +7,7 @@ import { MemoryBind, MemoryNetwork } from "../../src/device/bind-memory.ts";
 import { MemoryTun } from "../../src/device/tun-memory.ts";
 import { WireGuardProtocol } from "../../src/protocol/wireguard/protocol.ts";
 import { WontunProtocol } from "../../src/protocol/wontun/protocol.ts";
+import { encodeName, writeHandshakeInit } from "../../src/protocol/wontun/messages.ts";
 import type { PeerId, TunnelProtocol } from "../../src/protocol/tunnel.ts";
 import { REKEY_AFTER_TIME } from "../../src/protocol/wireguard/constants.ts";
 import { selectAeadBackend } from "../../src/crypto/aead.ts";
@@ -232,5 +233,24 @@ describe("two devices in memory, wontun mode", () => {
     const after = [a.device.peerTransfer(900), b.device.peerTransfer(5)];
     expect(after[0].txBytes - before[0].txBytes).toBe(after[1].rxBytes - before[1].rxBytes);
     expect(after[1].txBytes - before[1].txBytes).toBe(after[0].rxBytes - before[0].rxBytes);
+  });
+});
+
+describe("hostile sources", () => {
+  test("a handshake from UDP port 0 is answered nowhere and never becomes the peer's endpoint", () => {
+    const lab = new Lab(4);
+    const a = lab.host("client-A", 1, new WontunProtocol("client-A", [], seededRandom(1), () => lab.now));
+    const b = lab.host("server", 2, new WontunProtocol("server", [], seededRandom(2), () => lab.now));
+    connect(lab, a, 900, b, null, true);
+    connect(lab, b, 5, a, null, false);
+    lab.run(2000);
+    const learnt = b.device.peerEndpoint(5);
+    expect(learnt).not.toBeNull();
+    // A spoofed HandshakeInit naming client-A, from a.address:0.
+    const init = new Uint8Array(105);
+    writeHandshakeInit(init, 0, 77, encodeName("client-A"));
+    lab.network.inject({ address: a.endpoint.address, port: 0 }, b.endpoint, init);
+    lab.run(100);
+    expect(b.device.peerEndpoint(5)).toEqual(learnt);
   });
 });
