@@ -19,6 +19,8 @@ import { answerSetRequest } from "../control/uapi-set.ts";
 import { ControlError } from "../control/model.ts";
 import { createProtocol } from "./protocol-factory.ts";
 import { EndpointResolver, literalEndpoint, namedEndpoints } from "./endpoint-resolver.ts";
+import type { MetricsServer } from "../metrics/server.ts";
+import { writeDeviceMetrics } from "../metrics/device-metrics.ts";
 
 /** Where userspace WireGuard implementations put their control sockets (wg looks there). */
 export const SOCKET_DIR = "/var/run/wireguard";
@@ -36,6 +38,10 @@ export interface DaemonOptions {
   offloads: Offloads;
   /** Default SOCKET_DIR. */
   socketDir?: string;
+  /** The Prometheus endpoint (already listening), if any: start() adds this tunnel's metrics, close() closes it. */
+  metrics?: MetricsServer | null;
+  /** wontun's version, for wontun_info. */
+  version?: string;
 }
 
 /** What a reload did, in words for the log and `wontun reload`. */
@@ -57,12 +63,15 @@ export class TunnelDaemon {
   private startPort = 0;
   /** The offloads in use, in words, for the start-up line. */
   private readonly offloads: string;
+  /** The Prometheus endpoint, if any; more sources (mesh gauges) go in with metrics.addSource(). */
+  readonly metrics: MetricsServer | null;
   /** Told when a reload changed the config (the host setup follows address/route changes). */
   onConfigReloaded: ((old: Config, next: Config) => void) | null = null;
 
   constructor(private readonly options: DaemonOptions) {
     this.log = options.log;
     this.config = options.config;
+    this.metrics = options.metrics ?? null;
     const protocol = createProtocol(options.config, options.log, (id) => this.labels.get(id) ?? `#${id}`);
     const io = kernelIo({
       interfaceName: options.interfaceName,
@@ -117,6 +126,13 @@ export class TunnelDaemon {
     this.server.open();
     this.device.addTimer(this.server);
     this.log.info(`control socket ${this.socketPath}`);
+    if (this.metrics) {
+      // The same status() that `wontun show --json` prints, read at each scrape.
+      const version = this.options.version ?? "unknown";
+      this.metrics.addSource((out) =>
+        writeDeviceMetrics(out, { status: this.operations.status(), handshakeMessages: this.device.protocol.handshakeMessages, version }));
+      this.log.info(`metrics on ${this.metrics.url}`);
+    }
   }
 
   /**
@@ -165,6 +181,7 @@ export class TunnelDaemon {
   /** Closes the control socket (removing its file) and the device (removing the interface). */
   close(): void {
     this.endpoints?.stop();
+    this.metrics?.close();
     this.server?.close();
     this.server = null;
     this.device.close();

@@ -15,6 +15,7 @@ import { forcedAeadBackend } from "../../crypto/aead.ts";
 import { parseCommandLine, parseIntegerOption } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { MetricsServer, parseMetricsAddress, type MetricsAddress } from "../../metrics/server.ts";
 
 export const upArgs = {
   config: {
@@ -39,6 +40,10 @@ export const upArgs = {
     type: "string",
     description: `Offloads: all (default), none, or a list of ${OFFLOAD_NAMES.join(",")} (env WONTUN_OFFLOAD)`,
   },
+  metrics: {
+    type: "string",
+    description: "Serve Prometheus metrics at http://ADDR/metrics: HOST:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9586 (env WONTUN_METRICS; default off)",
+  },
 } as const;
 
 export function parseLogLevel(value: unknown): LogLevel {
@@ -58,6 +63,15 @@ function chooseOffloads(flag: string | undefined): Offloads {
   }
 }
 
+/** --metrics wins over WONTUN_METRICS; neither (or an empty variable) means no endpoint. */
+export function chooseMetricsAddress(flag: string | undefined): MetricsAddress | null {
+  const [source, text] = flag !== undefined ? ["--metrics", flag] : ["WONTUN_METRICS", process.env.WONTUN_METRICS];
+  if (text === undefined || (text === "" && flag === undefined)) return null;
+  const address = parseMetricsAddress(text);
+  if (typeof address === "string") throw new UsageError(`${source}: ${address}`);
+  return address;
+}
+
 export const upCommand = defineCommand({
   meta: { name: "up", description: "Bring a tunnel up and run it in the foreground (Ctrl-C to stop)" },
   args: upArgs,
@@ -72,13 +86,16 @@ export const upCommand = defineCommand({
     if (badName) throw new UsageError(args.interface ? badName : `${badName}; pass --interface NAME`);
     const config = loadConfig(args.config, { wireguard: true });
     if (args.fwmark !== undefined) config.interface.fwmark = parseIntegerOption("fwmark", args.fwmark, 0, 0xffffffff, { off: true });
+    const metricsAddress = chooseMetricsAddress(args.metrics);
 
     const log = createLogger(level);
     log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
     for (const warning of config.warnings) log.warn(warning);
+    // A taken metrics port fails here, before anything on the host or in a store has changed.
+    const metrics = metricsAddress ? MetricsServer.listen(metricsAddress, log) : null;
     // Before the device: a full tunnel's fwmark must be on its sockets from the start; PreUp runs.
     const host = await HostSetup.prepare({ config, interfaceName, configPath: args.config, log });
-    const daemon = new TunnelDaemon({ interfaceName, config, configPath: args.config, log, offloads, socketDir: socketDir() });
+    const daemon = new TunnelDaemon({ interfaceName, config, configPath: args.config, log, offloads, socketDir: socketDir(), metrics, version: VERSION });
     host.runningConfig = () => daemon.runningConfig();
     daemon.onConfigReloaded = (_old, next) => host.configReloaded(next);
     // systemd's readiness protocol; a NOTIFY_SOCKET that cannot be reached is only worth a warning.

@@ -15,6 +15,8 @@ import type { KernelTun } from "../../device/tun-kernel.ts";
 import { runUntilStopped } from "../../daemon/lifecycle.ts";
 import { UsageError } from "../errors.ts";
 import { socketDir } from "../running-tunnel.ts";
+import { VERSION } from "../version.ts";
+import { MetricsServer, parseMetricsAddress, type MetricsAddress } from "../../metrics/server.ts";
 
 const FOREGROUND_FLAGS = new Set(["-f", "--foreground"]);
 
@@ -55,13 +57,30 @@ function offloadsFromEnv(): Offloads {
   }
 }
 
+/** WONTUN_METRICS=ADDR serves Prometheus metrics (no flag here: wg-quick passes none). */
+function metricsFromEnv(): MetricsAddress | null {
+  const text = process.env.WONTUN_METRICS;
+  if (text === undefined || text === "") return null;
+  const address = parseMetricsAddress(text);
+  if (typeof address === "string") throw new UsageError(`WONTUN_METRICS: ${address}`);
+  return address;
+}
+
 export async function runUserspace(argv: string[]): Promise<number> {
   const iface = argv.find((a) => !FOREGROUND_FLAGS.has(a))!;
   const offloads = offloadsFromEnv();
+  const metricsAddress = metricsFromEnv();
   const foreground = argv.some((a) => FOREGROUND_FLAGS.has(a)) || process.env.WG_PROCESS_FOREGROUND === "1";
   if (!foreground) return runDetached(["--foreground", iface], process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== "silent");
 
   const log = createLogger(logLevelFromEnv());
+  let metrics: MetricsServer | null = null;
+  try {
+    metrics = metricsAddress ? MetricsServer.listen(metricsAddress, log) : null;
+  } catch (err) {
+    reportFailure(`wontun: ${(err as Error).message}`);
+    throw err;
+  }
   const daemon = new TunnelDaemon({
     interfaceName: iface,
     config: emptyWireGuardConfig(),
@@ -69,6 +88,8 @@ export async function runUserspace(argv: string[]): Promise<number> {
     log,
     offloads,
     socketDir: socketDir(),
+    metrics,
+    version: VERSION,
   });
   // As wireguard-go: an existing persistent TUN of that name is attached to (nothing is configured on it here).
   (daemon.device.tun as KernelTun).existing = "attach";
