@@ -7,7 +7,7 @@ import { keysOf, type RawConfig, type RawSection, sectionLabel, type SectionKind
 import { quote, truncate } from "../text.ts";
 
 // A Map, not an object: "[__proto__]" or "[constructor]" must not find Object.prototype's members.
-const SECTION_NAMES = new Map<string, SectionKind>([["interface", "interface"], ["peer", "peer"]]);
+const SECTION_NAMES = new Map<string, SectionKind>([["interface", "interface"], ["peer", "peer"], ["mesh", "mesh"]]);
 
 export function parseIni(text: string, file: string): RawConfig {
   const raw: RawConfig = { file, format: "ini", interface: null, peers: [] };
@@ -33,6 +33,9 @@ export function parseIni(text: string, file: string): RawConfig {
       section = { kind, line: lineNo, entries: new Map() };
       if (kind === "peer") {
         raw.peers.push(section);
+      } else if (kind === "mesh") {
+        if (raw.mesh) fail(null, `[Mesh] appears twice (first on line ${raw.mesh.line})`);
+        raw.mesh = section;
       } else if (raw.interface) {
         fail(null, `[Interface] appears twice (first on line ${raw.interface.line})`);
       } else {

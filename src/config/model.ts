@@ -7,6 +7,7 @@
 import type { Cidr } from "../net/ip.ts";
 import { encodeKey } from "../crypto/keys.ts";
 import { escapeControls, truncate } from "../text.ts";
+import type { MeshConfig } from "../mesh/config.ts";
 
 export type ConfigMode = "wontun" | "wireguard";
 
@@ -97,6 +98,8 @@ export interface Config {
    * each: "FILE:LINE: KEY is accepted but not acted on yet (wg-quick feature)".
    */
   warnings: string[];
+  /** [Mesh]: peers come from an etcd store (src/mesh); absent in a static config. */
+  mesh?: MeshConfig;
 }
 
 /** A public key as a short label: its first 8 base64 characters and an ellipsis ("xTIBA5rb…"). */

@@ -39,6 +39,11 @@ export function parseToml(text: string, file: string): RawConfig {
           `expected a table [interface], got ${describeType(value)}`);
       }
       raw.interface = tableToSection(file, "interface", value, lines.section("interface", 0), lines);
+    } else if (key === "mesh") {
+      if (!isPlainObject(value)) {
+        throw new ConfigError(file, lines.topLevel(key), key, `expected a table [mesh], got ${describeType(value)}`);
+      }
+      raw.mesh = tableToSection(file, "mesh", value, lines.section("mesh", 0), lines);
     } else if (key === "peers") {
       if (!Array.isArray(value) || !value.every(isPlainObject)) {
         throw new ConfigError(file, lines.topLevel(key), key,

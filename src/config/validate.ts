@@ -5,7 +5,7 @@
 // The mode is decided before any value is read: a PrivateKey in [Interface] makes a WireGuard
 // config (keys required on every peer, names optional), otherwise it is a wontun config (names
 // required, no keys anywhere). Mixing the two is an error located at the offending peer.
-import { type Cidr, formatCidr, ipEquals, parseCidr, parseIpv4, parseIpv6, type SpecialAddress, specialAddress } from "../net/ip.ts";
+import { type Cidr, cidrContains, formatCidr, ipEquals, parseCidr, parseIpv4, parseIpv6, type SpecialAddress, specialAddress } from "../net/ip.ts";
 import { splitHostPort } from "../net/endpoint.ts";
 import { decodeKey, encodeKey, isLowOrderPoint, publicKeyOf } from "../crypto/keys.ts";
 import {
@@ -20,12 +20,13 @@ import {
   peerLabel,
   hostSettingsOf,
 } from "./model.ts";
+import { DEFAULT_MESH_TTL, defaultMeshPrefix, MAX_MESH_TTL, MIN_MESH_TTL, type MeshConfig } from "../mesh/config.ts";
 import { quote } from "../text.ts";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { dirname, resolve as resolvePath } from "node:path";
 
 export type ConfigFormat = "ini" | "toml";
-export type SectionKind = "interface" | "peer";
+export type SectionKind = "interface" | "peer" | "mesh";
 
 // ---------------------------------------------------------------------------------------------
 // The neutral form
@@ -58,6 +59,8 @@ export interface RawConfig {
   format: ConfigFormat;
   interface: RawSection | null;
   peers: RawSection[];
+  /** [Mesh] (TOML [mesh]), absent when the file has none. */
+  mesh?: RawSection | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,17 +140,36 @@ export const PEER_KEYS: KeySpec<PeerConfig>[] = [
   },
 ];
 
+/** [Mesh]: the etcd store, the mesh's network and what this node publishes (src/mesh). */
+export const MESH_KEYS: KeySpec<MeshConfig>[] = [
+  { ini: "Store", toml: "store", list: true, apply: (t, v) => { t.store = v.storeUrls(); } },
+  { ini: "CAFile", toml: "ca_file", apply: (t, v) => { t.caFile = v.path(); } },
+  { ini: "CertFile", toml: "cert_file", apply: (t, v) => { t.certFile = v.path(); } },
+  { ini: "KeyFile", toml: "key_file", apply: (t, v) => { t.keyFile = v.path(); } },
+  { ini: "Username", toml: "username", apply: (t, v) => { t.username = v.string(); } },
+  { ini: "Password", toml: "password", apply: (t, v) => { t.password = v.string(); } },
+  { ini: "Network", toml: "network", apply: (t, v) => { t.network = v.meshNetwork(); } },
+  { ini: "Endpoint", toml: "endpoint", repeat: true, apply: (t, v) => { t.endpoints = v.literalEndpoints(); } },
+  { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
+  { ini: "Prefix", toml: "prefix", apply: (t, v) => { t.prefix = v.keyPrefix(); } },
+  { ini: "Subnets", toml: "subnets", list: true, apply: (t, v) => { t.subnets = v.cidrs(false); } },
+  { ini: "TTL", toml: "ttl", apply: (t, v) => { t.ttl = v.integer(MIN_MESH_TTL, MAX_MESH_TTL); } },
+  { ini: "Cache", toml: "cache", apply: (t, v) => { t.cacheFile = v.path(); } },
+];
+
 export const MIN_MTU = 576;
 export const MAX_MTU = 9000;
 /** IPv6 requires every link to carry at least 1280-byte packets (RFC 8200). */
 export const MIN_MTU_IPV6 = 1280;
 
 export function keysOf(kind: SectionKind): KeySpec<never>[] {
+  if (kind === "mesh") return MESH_KEYS as KeySpec<never>[];
   return (kind === "interface" ? INTERFACE_KEYS : PEER_KEYS) as KeySpec<never>[];
 }
 
 /** How a section is written in the given format, for messages. */
 export function sectionLabel(kind: SectionKind, format: ConfigFormat): string {
+  if (kind === "mesh") return format === "ini" ? "[Mesh]" : "[mesh]";
   if (format === "ini") return kind === "interface" ? "[Interface]" : "[Peer]";
   return kind === "interface" ? "[interface]" : "[[peers]]";
 }
@@ -348,6 +370,64 @@ export class ValueReader {
     return { key, path };
   }
 
+  /** A file name, resolved against the config file's directory (read when it is used). */
+  path(): string {
+    return resolvePath(dirname(this.file), this.string().trim());
+  }
+
+  /** [Mesh] Store: etcd endpoints, http:// or https:// with a host and port. */
+  storeUrls(): string[] {
+    return this.strings().map(({ text, line }) => {
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        this.fail(`${quote(text)} is not a URL (expected http://HOST:2379 or https://HOST:2379)`, line);
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") this.fail(`${quote(text)}: the store is reached over http:// or https://`, line);
+      if (url.hostname === "" || url.username !== "" || url.password !== "" || (url.pathname !== "/" && url.pathname !== "")) {
+        this.fail(`${quote(text)}: expected http(s)://HOST:PORT only (credentials go in Username/Password)`, line);
+      }
+      return `${url.protocol}//${url.host}`;
+    });
+  }
+
+  /** [Mesh] Network: one prefix with room for at least two nodes; host bits are cleared. */
+  meshNetwork(): Cidr {
+    const [first] = this.cidrs(false);
+    if (this.strings().length !== 1) this.fail("one network, e.g. 10.70.0.0/16 or fd70::/64");
+    const bits = first.address.length * 8;
+    if (bits - first.prefix < 2) this.fail(`${formatCidr(first)} leaves no room for nodes (at most /${bits - 2})`);
+    if (specialAddress(first.address) || first.prefix === 0) this.fail(`${formatCidr(first)} is not a network for a mesh`);
+    return first;
+  }
+
+  /** [Mesh] Endpoint: repeatable IP-literal host:port (published as is, so other nodes need no resolver). */
+  literalEndpoints(): { host: string; port: number }[] {
+    return this.entry.items.map((item) => {
+      if (typeof item.value !== "string") this.fail(`expected a string, got ${describeType(item.value)}`, item.line);
+      const text = item.value.trim();
+      const split = splitHostPort(text);
+      if (typeof split === "string") this.fail(`bad endpoint: ${split}`, item.line);
+      const literal = text.startsWith("[") ? parseIpv6(split.host) : parseIpv4(split.host);
+      if (!literal) this.fail(`bad endpoint: ${quote(split.host)} is not an IP address (the mesh publishes IP literals)`, item.line);
+      const special = specialAddress(literal);
+      if (special && special !== "loopback") this.fail(`bad endpoint: ${quote(split.host)} is ${SPECIAL_WORDS.get(special)}`, item.line);
+      return split;
+    });
+  }
+
+  /** [Mesh] Prefix: an etcd key prefix starting with "/", no whitespace; a trailing "/" is dropped. */
+  keyPrefix(): string {
+    const text = this.string();
+    if (!text.startsWith("/") || /[\s\u0000-\u001f\u007f]/.test(text) || text.length > 200) {
+      this.fail(`${quote(text)} is not a key prefix (expected /wontun/NAME: starts with "/", no spaces, at most 200 characters)`);
+    }
+    const trimmed = text.replace(/\/+$/, "");
+    if (trimmed === "") this.fail('the prefix "/" would be the whole store');
+    return trimmed;
+  }
+
   /** A peer's public key: a key that no handshake can ever complete with is refused here. */
   publicKey(): Uint8Array {
     const key = this.key();
@@ -529,7 +609,8 @@ export function buildConfig(raw: RawConfig): Config {
         `${ifLabel} needs a Name (this host's name, sent in handshakes)`);
     }
   }
-  if (iface.addresses.length === 0) {
+  const mesh = raw.mesh ? buildMesh(raw, raw.mesh, mode, iface, context, warnings) : undefined;
+  if (iface.addresses.length === 0 && !mesh) {
     throw new ConfigError(file, lineOf(ifSection, "Address"), keyOf(ifSection, "Address"),
       `${ifLabel} needs at least one Address (address/prefix of the tunnel interface, e.g. 10.10.0.3/24)`);
   }
@@ -591,7 +672,40 @@ export function buildConfig(raw: RawConfig): Config {
     }
     peers.push(peer);
   }
-  return { mode, interface: iface, peers, warnings };
+  return mesh ? { mode, interface: iface, peers, warnings, mesh } : { mode, interface: iface, peers, warnings };
+}
+
+/** [Mesh]: WireGuard mode only; Store and Network required; Address, if given, inside Network. */
+function buildMesh(raw: RawConfig, section: RawSection, mode: ConfigMode, iface: InterfaceConfig, context: ApplyContext, warnings: string[]): MeshConfig {
+  const label = sectionLabel("mesh", raw.format);
+  const spelled = (id: string) => section.entries.get(id)?.key ?? keyName(MESH_KEYS.find((s) => s.ini === id) as KeySpec<never>, raw.format);
+  const fail = (id: string | null, reason: string): never => {
+    throw new ConfigError(raw.file, id ? (section.entries.get(id)?.line ?? section.line) : section.line, id ? spelled(id) : null, reason);
+  };
+  if (mode !== "wireguard") fail(null, `${label} needs a PrivateKey in ${sectionLabel("interface", raw.format)}: the mesh runs WireGuard`);
+  const mesh = applySection(raw, section, {
+    store: [], network: { address: new Uint8Array(4), prefix: -1 }, endpoints: [], name: "", prefix: "", subnets: [], ttl: DEFAULT_MESH_TTL,
+  } as MeshConfig, context, warnings);
+  if (mesh.store.length === 0) fail("Store", `${label} needs Store (the etcd endpoints, e.g. http://192.0.2.10:2379)`);
+  if (mesh.network.prefix < 0) fail("Network", `${label} needs Network (the mesh's prefix, e.g. 10.70.0.0/16)`);
+  if (mesh.prefix === "") mesh.prefix = defaultMeshPrefix(mesh.network);
+  if ((mesh.certFile === undefined) !== (mesh.keyFile === undefined)) fail(mesh.certFile ? "CertFile" : "KeyFile", "a client certificate needs both CertFile and KeyFile");
+  if ((mesh.username === undefined) !== (mesh.password === undefined)) fail(mesh.username ? "Username" : "Password", "etcd authentication needs both Username and Password");
+  const tls = mesh.caFile ?? mesh.certFile;
+  if (tls && !mesh.store.every((url) => url.startsWith("https:"))) fail("Store", "CAFile/CertFile are for https:// store endpoints");
+  for (const subnet of mesh.subnets) {
+    if (cidrOverlaps(subnet, mesh.network)) fail("Subnets", `${formatCidr(subnet)} overlaps the mesh's Network ${formatCidr(mesh.network)}`);
+  }
+  if (iface.addresses.length > 0 && !iface.addresses.some((a) => cidrContains(mesh.network, a.address))) {
+    fail("Network", `no [Interface] Address is inside ${formatCidr(mesh.network)}; leave Address out to have one allocated`);
+  }
+  if (iface.host?.saveConfig) fail(null, `SaveConfig cannot be used with ${label}: mesh members would be written as static peers`);
+  return mesh;
+}
+
+/** True when one prefix contains the other. */
+function cidrOverlaps(a: Cidr, b: Cidr): boolean {
+  return a.address.length === b.address.length && (a.prefix <= b.prefix ? cidrContains(a, b.address) : cidrContains(b, a.address));
 }
 
 /** The line of the AllowedIPs item that yields `cidr` (for error messages). */

@@ -80,6 +80,34 @@ export interface DeviceStatus {
   peers: PeerStatus[];
   /** Datagrams and packets dropped, by reason (protocol and device counters), for `wontun show`. */
   drops: Record<string, number>;
+  /** [Mesh]: the store and its members (src/mesh/agent.ts); absent in a static config. */
+  mesh?: MeshStatus;
+}
+
+/** What the mesh agent reports for `wontun show`. */
+export interface MeshStatus {
+  /** The etcd endpoints, comma-separated. */
+  store: string;
+  storeState: "connecting" | "connected" | "unreachable";
+  /** The latest store error while not connected, else "". */
+  storeError: string;
+  /** The store revision last seen. */
+  revision: number;
+  /** This node's mesh address, "" before it has one. */
+  address: string;
+  /** This node's record is in the store (under a live lease). */
+  published: boolean;
+  members: MeshMemberStatus[];
+}
+
+export interface MeshMemberStatus {
+  name: string;
+  /** base64 public key, or the etcd key of an ignored record. */
+  key: string;
+  address: string;
+  endpoint: string;
+  /** "peer", "not peered (…)", "ignored: why". */
+  state: string;
 }
 
 /** Why a `set` failed, with the errno the UAPI answers (wireguard-go's choices). */

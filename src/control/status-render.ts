@@ -42,6 +42,14 @@ function renderDevice(s: DeviceStatus, now: number, paint: Paint, color: boolean
   if (s.mode === "wontun" && s.name !== "") field("name", s.name);
   const drops = Object.entries(s.drops).filter(([, n]) => n > 0);
   if (drops.length > 0) field("dropped", drops.map(([why, n]) => `${n} ${why.replaceAll("_", " ")}`).join(", "));
+  if (s.mesh) {
+    const m = s.mesh;
+    field("mesh store", `${m.store} ${m.storeState === "connected" ? paint(GREEN, "connected") : paint(RED, m.storeState)}${m.storeError ? ` (${m.storeError})` : ""}, revision ${m.revision}`);
+    field("mesh address", `${m.address || "(none yet)"}${m.published ? "" : ", not published"}`);
+    for (const member of m.members) {
+      field("mesh member", [member.name || "?", member.address, member.endpoint, `[${member.state}]`, member.key.slice(0, 12) + "…"].filter((x) => x !== "").join(" "));
+    }
+  }
   const peers = sortPeers(s.peers);
   for (const p of peers) {
     out.push("");
@@ -158,6 +166,7 @@ export function showJson(statuses: DeviceStatus[], now: number): object {
       listenPort: s.listenPort,
       fwmark: s.fwmark,
       drops: { ...s.drops },
+      ...(s.mesh ? { mesh: s.mesh } : {}),
       peers: s.peers.map((p) => ({
         publicKey: p.publicKey ? encodeKey(p.publicKey) : null,
         name: p.name === "" ? null : p.name,

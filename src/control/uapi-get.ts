@@ -26,7 +26,7 @@
 import { formatCidr, parseCidr, type Cidr } from "../net/ip.ts";
 import { formatEndpoint, parseEndpoint } from "../net/endpoint.ts";
 import type { ConfigMode } from "../config/model.ts";
-import { ControlError, UAPI_EPROTO, type DeviceStatus, type PeerStatus } from "./model.ts";
+import { ControlError, UAPI_EPROTO, type DeviceStatus, type MeshStatus, type PeerStatus } from "./model.ts";
 import { ZERO_KEY_HEX, errnoLine, isZeroKey, keyFromHex, keyToHex } from "./uapi-values.ts";
 
 /** The answer to `get=1`, ending with "errno=0\n\n". */
@@ -64,6 +64,7 @@ export function formatStatusResponse(status: DeviceStatus): string {
   if (status.publicKey) out.push(`own_public_key=${keyToHex(status.publicKey)}`);
   out.push(`listen_port=${status.listenPort}`, `fwmark=${status.fwmark}`);
   for (const [reason, count] of Object.entries(status.drops)) out.push(`drop_${dropKey(reason)}=${count}`);
+  if (status.mesh) pushMesh(out, status.mesh);
   for (const peer of status.peers) {
     if (wireguard) {
       out.push(`public_key=${peerKeyHex(peer)}`, `id=${peer.id}`);
@@ -77,6 +78,17 @@ export function formatStatusResponse(status: DeviceStatus): string {
     pushCounters(out, peer);
   }
   return out.map((l) => l + "\n").join("") + errnoLine(0);
+}
+
+/** [Mesh] lines: mesh_store…, then each member from mesh_member=KEY on (before any peer section). */
+function pushMesh(out: string[], mesh: MeshStatus): void {
+  out.push(`mesh_store=${oneLine(mesh.store)}`, `mesh_store_state=${mesh.storeState}`);
+  if (mesh.storeError !== "") out.push(`mesh_store_error=${oneLine(mesh.storeError)}`);
+  out.push(`mesh_revision=${mesh.revision}`, `mesh_address=${oneLine(mesh.address)}`, `mesh_published=${mesh.published}`);
+  for (const m of mesh.members) {
+    out.push(`mesh_member=${oneLine(m.key)}`, `mesh_member_name=${oneLine(m.name)}`, `mesh_member_address=${oneLine(m.address)}`,
+      `mesh_member_endpoint=${oneLine(m.endpoint)}`, `mesh_member_state=${oneLine(m.state)}`);
+  }
 }
 
 function pushCounters(out: string[], peer: PeerStatus): void {
@@ -171,6 +183,10 @@ function readInterfaceLine(status: DeviceStatus, key: string, value: string, whe
     status.drops[key.slice(5)] = counter(value, where, key);
     return;
   }
+  if (key.startsWith("mesh_")) {
+    readMeshLine(status, key, value, where);
+    return;
+  }
   switch (key) {
     case "interface": status.interfaceName = value; break;
     case "own_name": status.name = value; break;
@@ -179,6 +195,29 @@ function readInterfaceLine(status: DeviceStatus, key: string, value: string, whe
     case "listen_port": status.listenPort = bounded(value, 0xffff, where, key); break;
     case "fwmark": status.fwmark = bounded(value, 0xffffffff, where, key); break;
     default: break; // a newer daemon's key
+  }
+}
+
+function readMeshLine(status: DeviceStatus, key: string, value: string, where: string): void {
+  const mesh: MeshStatus = (status.mesh ??= { store: "", storeState: "connecting", storeError: "", revision: 0, address: "", published: false, members: [] });
+  const member = mesh.members[mesh.members.length - 1];
+  switch (key) {
+    case "mesh_store": mesh.store = value; break;
+    case "mesh_store_state":
+      if (value !== "connecting" && value !== "connected" && value !== "unreachable") throw malformed(`${where}: ${key}: "${clip(value)}"`);
+      mesh.storeState = value;
+      break;
+    case "mesh_store_error": mesh.storeError = value; break;
+    case "mesh_revision": mesh.revision = counter(value, where, key); break;
+    case "mesh_address": mesh.address = value; break;
+    case "mesh_published": mesh.published = value === "true"; break;
+    case "mesh_member": mesh.members.push({ name: "", key: value, address: "", endpoint: "", state: "" }); break;
+    default:
+      if (!member) break;
+      if (key === "mesh_member_name") member.name = value;
+      else if (key === "mesh_member_address") member.address = value;
+      else if (key === "mesh_member_endpoint") member.endpoint = value;
+      else if (key === "mesh_member_state") member.state = value;
   }
 }
 

@@ -19,6 +19,7 @@ import { answerSetRequest } from "../control/uapi-set.ts";
 import { ControlError } from "../control/model.ts";
 import { createProtocol } from "./protocol-factory.ts";
 import { EndpointResolver, literalEndpoint, namedEndpoints } from "./endpoint-resolver.ts";
+import type { MeshStatus } from "../control/model.ts";
 import type { MetricsServer } from "../metrics/server.ts";
 import { writeDeviceMetrics } from "../metrics/device-metrics.ts";
 
@@ -65,6 +66,8 @@ export class TunnelDaemon {
   private readonly offloads: string;
   /** The Prometheus endpoint, if any; more sources (mesh gauges) go in with metrics.addSource(). */
   readonly metrics: MetricsServer | null;
+  /** The mesh agent ([Mesh]), whose state `get=wontun` reports; null in a static config. */
+  mesh: { status(): MeshStatus } | null = null;
   /** Told when a reload changed the config (the host setup follows address/route changes). */
   onConfigReloaded: ((old: Config, next: Config) => void) | null = null;
 
@@ -119,7 +122,7 @@ export class TunnelDaemon {
       watcher: this.device,
       handler: {
         get: () => formatGetResponse(this.operations.status()),
-        status: () => formatStatusResponse(this.operations.status()),
+        status: () => formatStatusResponse(this.mesh ? { ...this.operations.status(), mesh: this.mesh.status() } : this.operations.status()),
         set: (body: string) => answerSetRequest(body, mode, (change) => this.operations.apply(change)),
       },
     });

@@ -15,6 +15,9 @@ import { forcedAeadBackend } from "../../crypto/aead.ts";
 import { parseCommandLine, parseIntegerOption } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { MeshAgent } from "../../mesh/agent.ts";
+import { meshCachePath } from "../../mesh/config.ts";
+import { ipEquals } from "../../net/ip.ts";
 import { MetricsServer, parseMetricsAddress, type MetricsAddress } from "../../metrics/server.ts";
 
 export const upArgs = {
@@ -93,11 +96,21 @@ export const upCommand = defineCommand({
     for (const warning of config.warnings) log.warn(warning);
     // A taken metrics port fails here, before anything on the host or in a store has changed.
     const metrics = metricsAddress ? MetricsServer.listen(metricsAddress, log) : null;
+    // [Mesh]: the address is claimed in the store (or taken from the cache) before the host is set up.
+    const mesh = config.mesh ? new MeshAgent({ config, mesh: config.mesh, log, version: VERSION, cachePath: meshCachePath(config.mesh, interfaceName) }) : null;
+    if (mesh) {
+      const address = await mesh.prepare();
+      if (!config.interface.addresses.some((a) => ipEquals(a.address, address.address))) config.interface.addresses = [address, ...config.interface.addresses];
+    }
     // Before the device: a full tunnel's fwmark must be on its sockets from the start; PreUp runs.
     const host = await HostSetup.prepare({ config, interfaceName, configPath: args.config, log });
     const daemon = new TunnelDaemon({ interfaceName, config, configPath: args.config, log, offloads, socketDir: socketDir(), metrics, version: VERSION });
     host.runningConfig = () => daemon.runningConfig();
-    daemon.onConfigReloaded = (_old, next) => host.configReloaded(next);
+    daemon.onConfigReloaded = (_old, next) => {
+      host.configReloaded(next);
+      mesh?.reapply();
+    };
+    daemon.mesh = mesh;
     // systemd's readiness protocol; a NOTIFY_SOCKET that cannot be reached is only worth a warning.
     const tellSystemd = (send: () => boolean) => {
       try {
@@ -108,6 +121,7 @@ export const upCommand = defineCommand({
     };
     try {
       await daemon.start();
+      mesh?.start(daemon.operations);
       await host.apply(daemon.interfaceName);
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
@@ -118,6 +132,7 @@ export const upCommand = defineCommand({
         afterReload: () => tellSystemd(() => notifyReady()),
       });
     } finally {
+      await mesh?.stop();
       await host.teardown(() => daemon.close());
     }
     log.info("stopped; interface removed");

@@ -1,0 +1,169 @@
+// From what the store holds to the peers this node should have, and from the peers it has to one
+// DeviceChange. Pure functions, so the rules are tested without etcd:
+// - a record is a member only if it passes decodeMember and P/addresses/<its address> names its
+//   key (the allocation transaction wrote both); otherwise it is ignored with a warning;
+// - topology: a node with endpoints peers with every member; a node without endpoints (behind
+//   NAT) peers only with members that have endpoints, with PersistentKeepalive towards them;
+// - a member's AllowedIPs are its address (/32 or /128) and its subnets; a prefix another member
+//   or a static [Peer] already has makes the later member ignored.
+import { type Cidr, formatCidr, formatIp } from "../net/ip.ts";
+import { type Endpoint, endpointEquals, formatEndpoint } from "../net/endpoint.ts";
+import type { DeviceChange, PeerChange } from "../control/model.ts";
+import { addressesPrefix, decodeMember, type Member, nodesPrefix } from "./record.ts";
+import { MESH_KEEPALIVE } from "./config.ts";
+
+/** One key/value under the prefix, as read or watched. */
+export interface StoreEntry {
+  value: Uint8Array;
+  createRevision: number;
+}
+
+export interface MembershipContext {
+  prefix: string;
+  network: Cidr;
+  /** This node's base64 public key. */
+  ownKey: string;
+  /** Keys of static [Peer] sections (they win over mesh records). */
+  staticKeys: ReadonlySet<string>;
+  /** AllowedIPs of static peers, as text. */
+  staticPrefixes: ReadonlySet<string>;
+}
+
+export interface Membership {
+  /** Accepted members other than this node, oldest record first. */
+  members: Member[];
+  /** This node's own record as the store holds it (null if absent or malformed). */
+  own: Member | null;
+  /** Ignored records: etcd key → why. */
+  ignored: Map<string, string>;
+}
+
+const text = new TextDecoder();
+
+export function readMembership(view: ReadonlyMap<string, StoreEntry>, ctx: MembershipContext): Membership {
+  const nodes = nodesPrefix(ctx.prefix);
+  const addresses = addressesPrefix(ctx.prefix);
+  const holders = new Map<string, string>();
+  for (const [key, entry] of view) {
+    if (key.startsWith(addresses)) holders.set(key.slice(addresses.length), text.decode(entry.value.subarray(0, 64)));
+  }
+  const ignored = new Map<string, string>();
+  const members: Member[] = [];
+  let own: Member | null = null;
+  const records = [...view].filter(([key]) => key.startsWith(nodes)).sort((a, b) => a[1].createRevision - b[1].createRevision);
+  const claimed = new Map<string, string>(); // prefix text → member name
+  for (const p of ctx.staticPrefixes) claimed.set(p, "a static [Peer]");
+  for (const [key, entry] of records) {
+    const member = decodeMember(ctx.prefix, key, entry.value, ctx.network);
+    if (typeof member === "string") {
+      ignored.set(key, member);
+      continue;
+    }
+    const address = formatIp(member.address);
+    const holder = holders.get(address);
+    if (holder !== member.key) {
+      ignored.set(key, holder === undefined ? `address ${address} was not allocated to it` : `address ${address} belongs to another node`);
+      continue;
+    }
+    if (member.key === ctx.ownKey) {
+      own = member;
+      continue;
+    }
+    if (ctx.staticKeys.has(member.key)) {
+      ignored.set(key, "this key is a static [Peer] in the config");
+      continue;
+    }
+    const prefixes = allowedIpsOf(member).map(formatCidr);
+    const clash = prefixes.find((p) => claimed.has(p));
+    if (clash) {
+      ignored.set(key, `${clash} is already routed to ${claimed.get(clash)}`);
+      continue;
+    }
+    for (const p of prefixes) claimed.set(p, member.name);
+    members.push(member);
+  }
+  return { members, own, ignored };
+}
+
+export function allowedIpsOf(member: Member): Cidr[] {
+  return [{ address: member.address, prefix: member.address.length * 8 }, ...member.subnets];
+}
+
+/** What this node wants as a peer for one member. */
+export interface DesiredPeer {
+  key: string;
+  publicKey: Uint8Array;
+  name: string;
+  endpoint: Endpoint | null;
+  allowedIps: Cidr[];
+  persistentKeepalive: number;
+}
+
+/** The default topology (see the file's head). */
+export function desiredPeers(members: readonly Member[], selfHasEndpoints: boolean): Map<string, DesiredPeer> {
+  const out = new Map<string, DesiredPeer>();
+  for (const m of members) {
+    const reachable = m.endpoints.length > 0;
+    if (!selfHasEndpoints && !reachable) continue;
+    out.set(m.key, {
+      key: m.key,
+      publicKey: m.publicKey,
+      name: m.name,
+      endpoint: m.endpoints[0] ?? null,
+      allowedIps: allowedIpsOf(m),
+      persistentKeepalive: !selfHasEndpoints && reachable ? MESH_KEEPALIVE : 0,
+    });
+  }
+  return out;
+}
+
+function sameCidrs(a: readonly Cidr[], b: readonly Cidr[]): boolean {
+  return a.length === b.length && a.map(formatCidr).sort().join() === b.map(formatCidr).sort().join();
+}
+
+/**
+ * The change from `applied` to `desired`: new peers added, gone ones removed, changed ones
+ * updated in place (update_only; only what changed is sent, so their sessions stay). A member
+ * whose endpoint is absent keeps the endpoint the peer roamed to.
+ */
+export function diffPeers(applied: ReadonlyMap<string, DesiredPeer>, desired: ReadonlyMap<string, DesiredPeer>): { change: DeviceChange; lines: string[] } {
+  const peers: PeerChange[] = [];
+  const lines: string[] = [];
+  for (const [key, old] of applied) {
+    if (desired.has(key)) continue;
+    peers.push({ publicKey: old.publicKey, name: "", remove: true, updateOnly: false, replaceAllowedIps: false, allowedIps: [] });
+    lines.push(`mesh: ${old.name} (${key.slice(0, 8)}…) left`);
+  }
+  for (const [key, next] of desired) {
+    const old = applied.get(key);
+    const ep = next.endpoint ? formatEndpoint(next.endpoint) : "no endpoint";
+    if (!old) {
+      peers.push({
+        publicKey: next.publicKey, name: next.name, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: next.allowedIps,
+        persistentKeepalive: next.persistentKeepalive, ...(next.endpoint ? { endpoint: next.endpoint } : {}),
+      });
+      lines.push(`mesh: ${next.name} (${key.slice(0, 8)}…) joined: ${next.allowedIps.map(formatCidr).join(", ")} at ${ep}`);
+      continue;
+    }
+    const change: PeerChange = { publicKey: next.publicKey, name: next.name, remove: false, updateOnly: true, replaceAllowedIps: false, allowedIps: [] };
+    const what: string[] = [];
+    if (next.endpoint && !endpointEquals(old.endpoint, next.endpoint)) {
+      change.endpoint = next.endpoint;
+      what.push(`endpoint ${ep}`);
+    }
+    if (!sameCidrs(old.allowedIps, next.allowedIps)) {
+      change.replaceAllowedIps = true;
+      change.allowedIps = next.allowedIps;
+      what.push(`allowed IPs ${next.allowedIps.map(formatCidr).join(", ")}`);
+    }
+    if (old.persistentKeepalive !== next.persistentKeepalive) {
+      change.persistentKeepalive = next.persistentKeepalive;
+      what.push(`keepalive ${next.persistentKeepalive}`);
+    }
+    if (old.name !== next.name) what.push(`name ${next.name}`);
+    if (what.length === 0) continue;
+    peers.push(change);
+    lines.push(`mesh: ${next.name} (${key.slice(0, 8)}…) changed: ${what.join("; ")}`);
+  }
+  return { change: { replacePeers: false, peers }, lines };
+}

@@ -1,0 +1,186 @@
+// The mesh mode on a real etcd (Debian's etcd-server) in namespaces: nodes claim addresses, see
+// each other, ping over the mesh; a node joins (seen within 5 s), stops (SIGTERM revokes its
+// lease: gone within 2 s), is SIGKILLed (gone after its TTL); bad records written with etcdctl
+// are ignored; with etcd stopped the tunnels keep working. Every namespace and interface name
+// starts with "h13". Hosts share one bridge (192.0.2.0/24) in a switch namespace.
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { canRunIntegration, Lab, waitFor, type Host, type SpawnedProcess } from "../helpers/netns.ts";
+import { COMPILED, ConfigDir, ping, startWontun, wontunCommand } from "../helpers/wontun-node.ts";
+import { newKeys, type WgKeys } from "../helpers/wireguard.ts";
+import { etcdctl, hasEtcd, startEtcd } from "../helpers/etcd.ts";
+
+const ETCD_IP = "192.0.2.100";
+const PREFIX = "/wontun/h13test";
+let lab: Lab | null = null;
+let dir: ConfigDir | null = null;
+let data: string | null = null;
+
+afterEach(async () => {
+  await lab?.cleanup();
+  dir?.remove();
+  if (data) rmSync(data, { recursive: true, force: true });
+  lab = null;
+  dir = null;
+  data = null;
+});
+
+interface Node {
+  name: string;
+  host: Host;
+  keys: WgKeys;
+  proc: SpawnedProcess;
+  address: string;
+  config: string;
+}
+
+async function attach(sw: Host, host: Host, index: number, ip: string): Promise<void> {
+  const a = `h13v${index}a`;
+  const b = `h13v${index}b`;
+  await host.ip(`link add ${a} type veth peer name ${b} netns ${sw.name}`);
+  await host.ip(`addr add ${ip}/24 dev ${a}`);
+  await host.ip(`link set ${a} up`);
+  await sw.ip(`link set ${b} master h13br0`);
+  await sw.ip(`link set ${b} up`);
+}
+
+function meshConfig(keys: WgKeys, opts: { name: string; ip: string | null; cache: string; ttl: number }): string {
+  return `[Interface]
+PrivateKey = ${keys.privateKey}
+ListenPort = 51820
+
+[Mesh]
+Store = http://${ETCD_IP}:2379
+Network = 10.70.0.0/16
+Prefix = ${PREFIX}
+Name = ${opts.name}
+${opts.ip ? `Endpoint = ${opts.ip}:51820\n` : ""}TTL = ${opts.ttl}
+Cache = ${opts.cache}
+`;
+}
+
+async function startNode(host: Host, name: string, ip: string | null, ttl = 30, binary?: string): Promise<Node> {
+  const keys = newKeys();
+  const config = dir!.write(`${name}.conf`, meshConfig(keys, { name, ip, cache: join(data!, `${name}.mesh.json`), ttl }));
+  return await runNode(host, name, keys, config, binary);
+}
+
+async function runNode(host: Host, name: string, keys: WgKeys, config: string, binary?: string): Promise<Node> {
+  const proc = await startWontun(host, config, { binary });
+  const m = /mesh: (?:joined|published again) as \S+ with (\S+)|mesh: store unreachable/.exec(proc.output());
+  let address = m?.[1] ?? "";
+  if (!address) {
+    const shown = await show(host, name);
+    address = shown.mesh.address;
+  }
+  return { name, host, keys, proc, address, config };
+}
+
+async function show(host: Host, iface: string): Promise<any> {
+  const r = await host.run([...wontunCommand(), "show", iface, "--json"]);
+  if (r.code !== 0) throw new Error(`wontun show ${iface}: ${r.stderr}`);
+  return JSON.parse(r.stdout).interfaces[0];
+}
+
+async function peerKeys(node: Node): Promise<string[]> {
+  return (await show(node.host, node.name)).peers.map((p: { publicKey: string }) => p.publicKey);
+}
+
+describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
+  test("three nodes mesh; join, leave, crash, bad records, etcd down", async () => {
+    lab = await Lab.create("mesh", "h13");
+    dir = new ConfigDir();
+    data = mkdtempSync(join(tmpdir(), "h13-mesh-"));
+    const sw = await lab.host("sw");
+    await sw.ip("link add h13br0 type bridge");
+    await sw.ip("link set h13br0 up");
+    const e = await lab.host("e");
+    await attach(sw, e, 0, ETCD_IP);
+    const hosts: Host[] = [];
+    for (let i = 1; i <= 4; i++) {
+      const h = await lab.host(`n${i}`);
+      await attach(sw, h, i, `192.0.2.${i}`);
+      hosts.push(h);
+    }
+    const etcd = await startEtcd(e, ETCD_IP, data);
+
+    // Three nodes with endpoints; the third runs the compiled executable (etcd3's gRPC inside it).
+    const binary = existsSync(COMPILED) ? COMPILED : undefined;
+    const nodes = [
+      await startNode(hosts[0], "h13m1", "192.0.2.1"),
+      await startNode(hosts[1], "h13m2", "192.0.2.2"),
+      await startNode(hosts[2], "h13m3", "192.0.2.3", 3, binary),
+    ];
+    const addresses = nodes.map((n) => n.address);
+    expect(new Set(addresses).size).toBe(3);
+    for (const a of addresses) expect(a).toMatch(/^10\.70\./);
+    for (const from of nodes) {
+      for (const to of nodes) {
+        if (from !== to) await waitFor(() => ping(from.host, to.address), 8000, `${from.name} → ${to.name} (${to.address})`);
+      }
+    }
+    // The cache is private.
+    await waitFor(() => existsSync(join(data!, "h13m1.mesh.json")), 3000, "cache file");
+    expect(statSync(join(data!, "h13m1.mesh.json")).mode & 0o777).toBe(0o600);
+
+    // A node without an endpoint joins: every node has it within 5 s, and it reaches them.
+    let t0 = Date.now();
+    const late = await startNode(hosts[3], "h13m4", null);
+    await waitFor(async () => (await Promise.all(nodes.map(peerKeys))).every((keys) => keys.includes(late.keys.publicKey)), 5000, "h13m4 seen by all");
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    for (const to of nodes) await waitFor(() => ping(late.host, to.address), 5000, `h13m4 → ${to.name}`);
+    // It dials out: keepalive 25 towards nodes with endpoints.
+    const lateShow = await show(late.host, "h13m4");
+    expect(lateShow.peers.every((p: { persistentKeepalive: number }) => p.persistentKeepalive === 25)).toBe(true);
+    expect(lateShow.mesh.storeState).toBe("connected");
+
+    // SIGTERM revokes its lease: gone from the others within 2 s.
+    late.proc.kill("SIGTERM");
+    t0 = Date.now();
+    await waitFor(async () => (await Promise.all(nodes.map(peerKeys))).every((keys) => !keys.includes(late.keys.publicKey)), 2500, "h13m4 gone after SIGTERM");
+    expect(await late.proc.exited).toBe(0);
+
+    // SIGKILL: gone after its lease (TTL 3 s).
+    nodes[2].proc.kill("SIGKILL");
+    await nodes[2].proc.exited;
+    await waitFor(async () => (await Promise.all(nodes.slice(0, 2).map(peerKeys))).every((keys) => !keys.includes(nodes[2].keys.publicKey)), 8000, "h13m3 gone after its TTL");
+
+    // Bad records: malformed, huge, another node's address, our own key with another name.
+    const n1Key = nodes[0].keys.publicKey.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const stranger = newKeys();
+    const strangerSeg = stranger.publicKey.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const bad: [string, string][] = [
+      [`${PREFIX}/nodes/garbage`, "{not json"],
+      [`${PREFIX}/nodes/huge`, "x".repeat(100_000)],
+      [`${PREFIX}/nodes/${strangerSeg}`, JSON.stringify({ publicKey: stranger.publicKey, name: "thief", address: nodes[1].address, endpoints: ["192.0.2.9:51820"], subnets: [], version: "x" })],
+      [`${PREFIX}/nodes/${n1Key}`, JSON.stringify({ publicKey: nodes[0].keys.publicKey, name: "impostor", address: nodes[0].address, endpoints: ["192.0.2.9:51820"], subnets: [], version: "x" })],
+    ];
+    for (const [key, value] of bad) {
+      const r = await etcdctl(e, ETCD_IP, ["put", key], value);
+      expect(r.code).toBe(0);
+    }
+    await waitFor(() => nodes[1].proc.output().includes("belongs to another node"), 3000, "warning about the stolen address");
+    await waitFor(() => nodes[0].proc.output().includes("record under our own key was replaced"), 3000, "warning about our own key");
+    expect(nodes[1].proc.output()).toContain("record is not JSON");
+    expect(nodes[1].proc.output()).toContain("bytes (at most 4096)");
+    expect((await peerKeys(nodes[1])).sort()).toEqual([nodes[0].keys.publicKey]);
+    // n1's own record is back to its name.
+    await waitFor(async () => (await etcdctl(e, ETCD_IP, ["get", `${PREFIX}/nodes/${n1Key}`, "--print-value-only"])).stdout.includes('"name":"h13m1"'), 3000, "n1's record restored");
+    expect(await ping(nodes[0].host, nodes[1].address)).toBe(true);
+
+    // etcd stopped: the tunnels keep their peers and traffic flows; show says unreachable.
+    etcd.kill("SIGKILL");
+    await etcd.exited;
+    for (let i = 0; i < 3; i++) {
+      expect(await ping(nodes[0].host, nodes[1].address)).toBe(true);
+      expect(await ping(nodes[1].host, nodes[0].address)).toBe(true);
+      await Bun.sleep(500);
+    }
+    await waitFor(async () => (await show(nodes[0].host, "h13m1")).mesh.storeState === "unreachable", 10_000, "store unreachable in show");
+    expect((await peerKeys(nodes[0])).sort()).toEqual([nodes[1].keys.publicKey]);
+    const text = await nodes[0].host.run([...wontunCommand(), "show", "h13m1"]);
+    expect(text.stdout).toContain("mesh store");
+  }, 120_000);
+});
