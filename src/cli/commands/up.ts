@@ -17,6 +17,7 @@ import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { MeshAgent } from "../../mesh/agent.ts";
 import { meshCachePath } from "../../mesh/config.ts";
+import { writeMeshMetrics } from "../../mesh/metrics.ts";
 import { ipEquals } from "../../net/ip.ts";
 import { MetricsServer, parseMetricsAddress, type MetricsAddress } from "../../metrics/server.ts";
 
@@ -111,6 +112,7 @@ export const upCommand = defineCommand({
       mesh?.reapply();
     };
     daemon.mesh = mesh;
+    if (mesh && metrics) metrics.addSource((out) => writeMeshMetrics(out, daemon.interfaceName, mesh.status()));
     // systemd's readiness protocol; a NOTIFY_SOCKET that cannot be reached is only worth a warning.
     const tellSystemd = (send: () => boolean) => {
       try {
