@@ -20,6 +20,7 @@ import { ControlError } from "../control/model.ts";
 import { createProtocol } from "./protocol-factory.ts";
 import { EndpointResolver, literalEndpoint, namedEndpoints } from "./endpoint-resolver.ts";
 import type { MeshStatus } from "../control/model.ts";
+import { meshReloadChange } from "../mesh/reload.ts";
 import type { MetricsServer } from "../metrics/server.ts";
 import { writeDeviceMetrics } from "../metrics/device-metrics.ts";
 
@@ -209,7 +210,9 @@ export class TunnelDaemon {
       return { ok: false, message: `reload refused, nothing changed: the config switches to ${next.mode} mode, which needs a restart` };
     }
     try {
-      this.apply(reloadChange(old, next, literalEndpoint));
+      const change = reloadChange(old, next, literalEndpoint);
+      // [Mesh]: members are not in the file; only the file's own peers are replaced.
+      this.apply(old.mesh ? meshReloadChange(old, next, change) : change);
     } catch (err) {
       if (err instanceof ControlError) return { ok: false, message: `reload refused, nothing changed: ${err.message}` };
       throw err;

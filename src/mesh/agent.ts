@@ -44,9 +44,9 @@ const CALL_TIMEOUT_MS = 5000;
 export class MeshAgent {
   readonly publicKey: Uint8Array;
   readonly ownKey: string;
-  readonly name: string;
+  name: string;
   address: Uint8Array | null = null;
-  private readonly mesh: MeshConfig;
+  private mesh: MeshConfig;
   private readonly log: Logger;
   private readonly client: Etcd3;
   private view = new Map<string, StoreEntry>();
@@ -90,7 +90,8 @@ export class MeshAgent {
   async prepare(): Promise<Cidr> {
     const configured = this.options.config.interface.addresses.find((a) => a.address.length === this.mesh.network.address.length && inNetwork(this.mesh.network, a.address));
     const cached = readCache(this.options.cachePath, this.mesh.prefix, this.ownKey);
-    const timeout = this.options.startTimeoutMs ?? CALL_TIMEOUT_MS;
+    // With a cache to fall back on, a store that does not answer holds up the tunnel for 2 s only.
+    const timeout = this.options.startTimeoutMs ?? (cached || configured ? 2000 : CALL_TIMEOUT_MS);
     try {
       await withTimeout(this.sync(), timeout, `store ${this.mesh.store.join(",")}`);
       const preferred = configured?.address ?? (cached ? parseAddress(cached.cache.address) : null);
@@ -151,10 +152,39 @@ export class MeshAgent {
     this.client.close();
   }
 
-  /** After a reload replaced the static peers (and with them the mesh's): apply the members again. */
-  reapply(): void {
-    this.applied = new Map();
+  /**
+   * After a reload: a changed Endpoint, Subnets or Name is published in place (others update the
+   * peer without a new handshake); other [Mesh] settings need a restart.
+   */
+  reconfigure(next: MeshConfig | undefined): void {
+    if (!next) {
+      this.log.warn("mesh: [Mesh] was removed from the config; restart to leave the mesh (still a member)");
+      return;
+    }
+    const old = this.mesh;
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const fixed = (["store", "network", "prefix", "ttl", "caFile", "certFile", "keyFile", "username", "password", "cacheFile"] as const).filter((k) => !same(old[k], next[k]));
+    if (fixed.length > 0) this.log.warn(`mesh: ${fixed.join(", ")} changed; that takes a restart (kept as they were)`);
+    const publish = !same(old.endpoints, next.endpoints) || !same(old.subnets, next.subnets) || old.name !== next.name;
+    const name = next.name || this.options.config.interface.name || this.name;
+    this.mesh = { ...old, endpoints: next.endpoints, subnets: next.subnets, name: next.name };
+    this.name = name;
+    if (publish) {
+      this.log.info(`mesh: publishing the changed record (endpoints ${next.endpoints.map((e) => `${e.host}:${e.port}`).join(", ") || "none"})`);
+      this.republish();
+    }
     this.recompute();
+  }
+
+  /** Puts this node's record again under its lease (after a change of its own settings). */
+  private republish(): void {
+    if (!this.published || !this.lease || !this.address) return;
+    this.lastRepublish = Date.now(); // the watch shows the old record until the put lands
+    const record = encodeRecord(ownRecord(this.publicKey, this.name, this.address, this.mesh.endpoints, this.mesh.subnets, this.options.version));
+    const key = nodeKey(this.mesh.prefix, this.publicKey);
+    void this.lease.grant()
+      .then((id) => this.client.put(key).value(record).lease(id))
+      .catch((err) => this.storeDown(err));
   }
 
   status(): MeshStatus {

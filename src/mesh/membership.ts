@@ -99,9 +99,27 @@ export interface DesiredPeer {
   persistentKeepalive: number;
 }
 
-/** The default topology (see the file's head). */
+/**
+ * The default topology (see the file's head). A node without endpoints also routes the members
+ * it cannot reach directly (the other nodes without endpoints) through one relay: the oldest
+ * member with endpoints, whose AllowedIPs get their addresses and subnets. The relay forwards
+ * between its peers only if IP forwarding is on there (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding).
+ */
 export function desiredPeers(members: readonly Member[], selfHasEndpoints: boolean): Map<string, DesiredPeer> {
   const out = new Map<string, DesiredPeer>();
+  if (!selfHasEndpoints) {
+    const relay = members.find((m) => m.endpoints.length > 0);
+    for (const m of members) {
+      if (m.endpoints.length > 0) {
+        out.set(m.key, { key: m.key, publicKey: m.publicKey, name: m.name, endpoint: m.endpoints[0], allowedIps: allowedIpsOf(m), persistentKeepalive: MESH_KEEPALIVE });
+      }
+    }
+    if (relay) {
+      const via = out.get(relay.key) as DesiredPeer;
+      for (const m of members) if (m.endpoints.length === 0) via.allowedIps = [...via.allowedIps, ...allowedIpsOf(m)];
+    }
+    return out;
+  }
   for (const m of members) {
     const reachable = m.endpoints.length > 0;
     if (!selfHasEndpoints && !reachable) continue;

@@ -109,7 +109,7 @@ export const upCommand = defineCommand({
     host.runningConfig = () => daemon.runningConfig();
     daemon.onConfigReloaded = (_old, next) => {
       host.configReloaded(next);
-      mesh?.reapply();
+      mesh?.reconfigure(next.mesh);
     };
     daemon.mesh = mesh;
     if (mesh && metrics) metrics.addSource((out) => writeMeshMetrics(out, daemon.interfaceName, mesh.status()));
