@@ -4,6 +4,7 @@
 import { type Cidr, formatCidr, formatIp } from "../net/ip.ts";
 import { encodeKey, publicKeyOf } from "../crypto/keys.ts";
 import { type Config, DEFAULT_LISTEN_PORT_WIREGUARD, defaultMtu, type PeerConfig } from "./model.ts";
+import { meshJson, meshLines } from "../mesh/config.ts";
 
 type Json = string | number | null | Json[] | { [key: string]: Json };
 
@@ -53,6 +54,7 @@ export function toJson(config: Config, pretty: boolean): string {
     return out;
   });
   const doc: Json = { interface: ifaceJson, peers };
+  if (config.mesh) (doc as { [key: string]: unknown }).mesh = meshJson(config.mesh);
   return pretty ? JSON.stringify(doc, null, 2) : JSON.stringify(doc);
 }
 
@@ -80,10 +82,12 @@ export function toToml(config: Config): string {
   if (!wireguard || iface.name !== "") out.push(`name = ${tomlString(iface.name)}`);
   if (iface.privateKey) out.push(`private_key = ${tomlString(encodeKey(iface.privateKey))}`);
   const addresses = iface.addresses.map((a) => tomlString(formatCidr(a)));
-  out.push(`address = ${addresses.length === 1 ? addresses[0] : `[${addresses.join(", ")}]`}`);
+  if (addresses.length > 0) out.push(`address = ${addresses.length === 1 ? addresses[0] : `[${addresses.join(", ")}]`}`);
   if (!wireguard || iface.listenPort !== DEFAULT_LISTEN_PORT_WIREGUARD) out.push(`listen_port = ${iface.listenPort}`);
   if (iface.mtu !== defaultMtu(config.mode)) out.push(`mtu = ${iface.mtu}`);
   if (iface.fwmark !== 0) out.push(`fwmark = ${hex(iface.fwmark)}`);
+  // [mesh] before the peers: a TOML table after [[peers]] would still read as one.
+  if (config.mesh) out.push("", ...meshLines(config.mesh, "toml", tomlString));
   for (const peer of config.peers) {
     out.push("", "[[peers]]");
     if (!wireguard || peer.name !== "") out.push(`name = ${tomlString(peer.name)}`);
@@ -109,7 +113,7 @@ export function toIni(config: Config): string {
   const out: string[] = ["[Interface]"];
   if (!wireguard || iface.name !== "") out.push(`Name = ${iface.name}`);
   if (iface.privateKey) out.push(`PrivateKey = ${encodeKey(iface.privateKey)}`);
-  out.push(`Address = ${iface.addresses.map(formatCidr).join(", ")}`);
+  if (iface.addresses.length > 0) out.push(`Address = ${iface.addresses.map(formatCidr).join(", ")}`);
   if (!wireguard || iface.listenPort !== DEFAULT_LISTEN_PORT_WIREGUARD) out.push(`ListenPort = ${iface.listenPort}`);
   if (iface.mtu !== defaultMtu(config.mode)) out.push(`MTU = ${iface.mtu}`);
   if (iface.fwmark !== 0) out.push(`FwMark = ${hex(iface.fwmark)}`);
@@ -122,5 +126,6 @@ export function toIni(config: Config): string {
     if (peer.allowedIps.length > 0) out.push(`AllowedIPs = ${peer.allowedIps.map(formatCidr).join(", ")}`);
     if (peer.persistentKeepalive !== 0) out.push(`PersistentKeepalive = ${peer.persistentKeepalive}`);
   }
+  if (config.mesh) out.push("", ...meshLines(config.mesh, "ini", (s) => s));
   return `${out.join("\n")}\n`;
 }

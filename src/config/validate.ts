@@ -146,6 +146,7 @@ export const MESH_KEYS: KeySpec<MeshConfig>[] = [
   { ini: "CAFile", toml: "ca_file", apply: (t, v) => { t.caFile = v.path(); } },
   { ini: "CertFile", toml: "cert_file", apply: (t, v) => { t.certFile = v.path(); } },
   { ini: "KeyFile", toml: "key_file", apply: (t, v) => { t.keyFile = v.path(); } },
+  { ini: "ServerName", toml: "server_name", apply: (t, v) => { t.serverName = v.string().trim(); } },
   { ini: "Username", toml: "username", apply: (t, v) => { t.username = v.string(); } },
   { ini: "Password", toml: "password", apply: (t, v) => { t.password = v.string(); } },
   { ini: "Network", toml: "network", apply: (t, v) => { t.network = v.meshNetwork(); } },
@@ -693,6 +694,10 @@ function buildMesh(raw: RawConfig, section: RawSection, mode: ConfigMode, iface:
   if ((mesh.username === undefined) !== (mesh.password === undefined)) fail(mesh.username ? "Username" : "Password", "etcd authentication needs both Username and Password");
   const tls = mesh.caFile ?? mesh.certFile;
   if (tls && !mesh.store.every((url) => url.startsWith("https:"))) fail("Store", "CAFile/CertFile are for https:// store endpoints");
+  const ipHost = mesh.store.find((url) => url.startsWith("https:") && /^(\[.*\]|[\d.]+)$/.test(new URL(url).hostname));
+  if (ipHost && !mesh.serverName) {
+    fail("Store", `${ipHost}: an https:// endpoint given by IP address needs ServerName (a DNS name in the server's certificate): TLS here cannot send an IP address as the server name`);
+  }
   for (const subnet of mesh.subnets) {
     if (cidrOverlaps(subnet, mesh.network)) fail("Subnets", `${formatCidr(subnet)} overlaps the mesh's Network ${formatCidr(mesh.network)}`);
   }

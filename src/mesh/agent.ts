@@ -163,7 +163,7 @@ export class MeshAgent {
     }
     const old = this.mesh;
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-    const fixed = (["store", "network", "prefix", "ttl", "caFile", "certFile", "keyFile", "username", "password", "cacheFile"] as const).filter((k) => !same(old[k], next[k]));
+    const fixed = (["store", "network", "prefix", "ttl", "caFile", "certFile", "keyFile", "serverName", "username", "password", "cacheFile"] as const).filter((k) => !same(old[k], next[k]));
     if (fixed.length > 0) this.log.warn(`mesh: ${fixed.join(", ")} changed; that takes a restart (kept as they were)`);
     const publish = !same(old.endpoints, next.endpoints) || !same(old.subnets, next.subnets) || old.name !== next.name;
     const name = next.name || this.options.config.interface.name || this.name;

@@ -18,6 +18,8 @@ export interface MeshConfig {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  /** The name the server's certificate must carry (for https endpoints written as IP addresses). */
+  serverName?: string;
   /** etcd authentication; absent = none. */
   username?: string;
   password?: string;
@@ -47,4 +49,52 @@ export const MESH_CACHE_DIR = "/var/lib/wontun";
 
 export function meshCachePath(mesh: MeshConfig, interfaceName: string): string {
   return mesh.cacheFile ?? `${MESH_CACHE_DIR}/${interfaceName}.mesh.json`;
+}
+
+/** [Mesh] as config lines (`wontun conf --to ini|toml`), only what differs from the defaults. */
+export function meshLines(mesh: MeshConfig, format: "ini" | "toml", str: (s: string) => string): string[] {
+  const ini = format === "ini";
+  const out: string[] = [ini ? "[Mesh]" : "[mesh]"];
+  const put = (iniKey: string, tomlKey: string, value: string | number) => {
+    out.push(ini ? `${iniKey} = ${value}` : `${tomlKey} = ${typeof value === "number" ? value : str(value)}`);
+  };
+  const list = (iniKey: string, tomlKey: string, values: string[]) => {
+    if (values.length === 0) return;
+    out.push(ini ? `${iniKey} = ${values.join(", ")}` : `${tomlKey} = [${values.map(str).join(", ")}]`);
+  };
+  list("Store", "store", mesh.store);
+  put("Network", "network", `${formatIp(mesh.network.address)}/${mesh.network.prefix}`);
+  const endpoints = mesh.endpoints.map((e) => (e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`));
+  if (ini) for (const e of endpoints) put("Endpoint", "endpoint", e);
+  else list("Endpoint", "endpoint", endpoints);
+  if (mesh.name !== "") put("Name", "name", mesh.name);
+  if (mesh.prefix !== defaultMeshPrefix(mesh.network)) put("Prefix", "prefix", mesh.prefix);
+  list("Subnets", "subnets", mesh.subnets.map((c) => `${formatIp(c.address)}/${c.prefix}`));
+  if (mesh.ttl !== DEFAULT_MESH_TTL) put("TTL", "ttl", mesh.ttl);
+  if (mesh.caFile) put("CAFile", "ca_file", mesh.caFile);
+  if (mesh.certFile) put("CertFile", "cert_file", mesh.certFile);
+  if (mesh.keyFile) put("KeyFile", "key_file", mesh.keyFile);
+  if (mesh.serverName) put("ServerName", "server_name", mesh.serverName);
+  if (mesh.username !== undefined) put("Username", "username", mesh.username);
+  if (mesh.password !== undefined) put("Password", "password", mesh.password);
+  if (mesh.cacheFile) put("Cache", "cache", mesh.cacheFile);
+  return out;
+}
+
+/** [Mesh] for `wontun conf`'s JSON: the section's keys in snake_case, lists as arrays. */
+export function meshJson(mesh: MeshConfig): Record<string, unknown> {
+  return {
+    store: mesh.store,
+    network: `${formatIp(mesh.network.address)}/${mesh.network.prefix}`,
+    endpoint: mesh.endpoints.map((e) => (e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`)),
+    name: mesh.name === "" ? null : mesh.name,
+    prefix: mesh.prefix,
+    subnets: mesh.subnets.map((c) => `${formatIp(c.address)}/${c.prefix}`),
+    ttl: mesh.ttl,
+    ...(mesh.caFile ? { ca_file: mesh.caFile } : {}),
+    ...(mesh.certFile ? { cert_file: mesh.certFile, key_file: mesh.keyFile } : {}),
+    ...(mesh.serverName ? { server_name: mesh.serverName } : {}),
+    ...(mesh.username !== undefined ? { username: mesh.username, password: mesh.password } : {}),
+    ...(mesh.cacheFile ? { cache: mesh.cacheFile } : {}),
+  };
 }

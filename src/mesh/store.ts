@@ -25,6 +25,7 @@ export function createStoreClient(mesh: MeshConfig): Etcd3 {
     } as IOptions["credentials"];
     if (!mesh.caFile) delete (options.credentials as { rootCertificate?: Buffer }).rootCertificate;
   }
+  if (mesh.serverName) options.grpcOptions = { "grpc.ssl_target_name_override": mesh.serverName, "grpc.default_authority": mesh.serverName };
   if (mesh.username !== undefined) options.auth = { username: mesh.username, password: mesh.password ?? "" };
   return new Etcd3(options);
 }

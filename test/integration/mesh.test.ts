@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { canRunIntegration, Lab, waitFor, type Host, type SpawnedProcess } from "../helpers/netns.ts";
 import { COMPILED, ConfigDir, ping, startWontun, wontunCommand } from "../helpers/wontun-node.ts";
 import { newKeys, type WgKeys } from "../helpers/wireguard.ts";
-import { etcdctl, hasEtcd, startEtcd } from "../helpers/etcd.ts";
+import { etcdctl, hasEtcd, spawnEtcd, startEtcd } from "../helpers/etcd.ts";
 
 const ETCD_IP = "192.0.2.100";
 const PREFIX = "/wontun/h13test";
@@ -183,4 +183,52 @@ describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
     const text = await nodes[0].host.run([...wontunCommand(), "show", "h13m1"]);
     expect(text.stdout).toContain("mesh store");
   }, 120_000);
+
+  test("TLS: the right CA connects, a wrong CA is refused with a clear error", async () => {
+    lab = await Lab.create("mesh-tls", "h13");
+    dir = new ConfigDir();
+    data = mkdtempSync(join(tmpdir(), "h13-tls-"));
+    const sw = await lab.host("sw");
+    await sw.ip("link add h13br0 type bridge");
+    await sw.ip("link set h13br0 up");
+    const e = await lab.host("e");
+    await attach(sw, e, 0, ETCD_IP);
+    const n1 = await lab.host("n1");
+    await attach(sw, n1, 1, "192.0.2.1");
+    const ssl = (...args: string[]) => {
+      const r = Bun.spawnSync(["openssl", ...args], { cwd: data!, stderr: "pipe" });
+      if (r.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
+    };
+    for (const ca of ["ca", "other"]) {
+      ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${ca}.key`, "-out", `${ca}.pem`, "-days", "1", "-subj", `/CN=h13-${ca}`);
+    }
+    ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=etcd");
+    Bun.write(join(data, "san.ext"), `subjectAltName=DNS:etcd.h13.test,IP:${ETCD_IP}\n`);
+    await Bun.sleep(10);
+    ssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "1", "-extfile", "san.ext");
+    const etcd = spawnEtcd({ host: e, ip: ETCD_IP, name: "e1" }, [{ host: e, ip: ETCD_IP, name: "e1" }], data, { certFile: join(data, "srv.pem"), keyFile: join(data, "srv.key") });
+    await waitFor(async () => (await e.run(["env", "ETCDCTL_API=3", "etcdctl", "--endpoints", `https://${ETCD_IP}:2379`, "--cacert", join(data!, "ca.pem"), "endpoint", "health"])).code === 0, 15_000, `etcd with TLS:\n${etcd.output()}`);
+    const tlsConfig = (keys: WgKeys, ca: string) => `[Interface]
+PrivateKey = ${keys.privateKey}
+ListenPort = 51820
+
+[Mesh]
+Store = https://${ETCD_IP}:2379
+CAFile = ${join(data!, ca)}
+ServerName = etcd.h13.test
+Network = 10.70.0.0/16
+Endpoint = 192.0.2.1:51820
+Cache = ${join(data!, "h13t1.mesh.json")}
+`;
+    // A wrong CA: refused at start, exit 1, a message that says why.
+    const wrong = dir.write("h13t1.conf", tlsConfig(newKeys(), "other.pem"));
+    const bad = await n1.run([...wontunCommand(), "up", wrong], { timeoutMs: 20_000 });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/TLS failed, the server's certificate is not trusted by CAFile .*other\.pem/);
+    // The right CA: joins.
+    const keys = newKeys();
+    const good = dir.write("h13t1.conf", tlsConfig(keys, "ca.pem"));
+    const proc = await startWontun(n1, good);
+    expect(proc.output()).toMatch(/mesh: joined as \S+ with 10\.70\./);
+  }, 60_000);
 });

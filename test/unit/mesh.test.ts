@@ -161,3 +161,15 @@ test("mesh gauges", () => {
   expect(text).toContain('wontun_mesh_members{interface="wg0",state="peer"} 1');
   expect(text).toContain('wontun_mesh_members{interface="wg0",state="ignored"} 1');
 });
+
+test("https by IP address needs ServerName; conf --to ini/toml keeps [Mesh]", async () => {
+  expect(configError(conf("Store = https://192.0.2.10:2379\nNetwork = 10.70.0.0/16"))).toMatch(/^n\.conf:5: Store: .*needs ServerName/);
+  const { toIni, toToml } = await import("../../src/config/dump.ts");
+  const text = conf("Store = https://etcd.example:2379\nNetwork = fd70::/64\nEndpoint = [2001:db8::1]:51820\nSubnets = 192.168.5.0/24\nTTL = 9\nName = n1\nUsername = u\nPassword = p");
+  const c = parseConfigText(text, "n.conf", "ini", { wireguard: true });
+  for (const [out, format, file] of [[toIni(c), "ini", "a.conf"], [toToml(c), "toml", "a.toml"]] as const) {
+    const back = parseConfigText(out, file, format, { wireguard: true });
+    expect(toIni(back)).toBe(toIni(c));
+    expect(back.mesh!.ttl).toBe(9);
+  }
+});
