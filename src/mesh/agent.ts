@@ -221,6 +221,7 @@ export class MeshAgent {
     for (const kv of res.kvs) view.set(kv.key.toString(), { value: new Uint8Array(kv.value), createRevision: Number(kv.create_revision) });
     const revision = Number(res.header.revision);
     const first = this.revision === 0 && this.membership === null;
+    if (!first) this.log.info(`mesh: read the store again at revision ${revision} (had ${this.revision})`);
     this.view = view;
     this.revision = revision;
     this.storeUp(first ? null : `resynchronised at revision ${revision}`);
@@ -249,7 +250,8 @@ export class MeshAgent {
     watcher.on("error", (err) => {
       // A canceled watch (the revision was compacted): read everything again.
       if (this.watcher !== watcher) return;
-      this.log.warn(`mesh: watch ended (${describeStoreError(err)}); reading the store again`);
+      const why = describeStoreError(err).replace(/^Watcher canceled: ?$/, "");
+      this.log.warn(`mesh: watch ended (${why || "canceled by the store: the revision it resumes from was compacted"}); reading the store again`);
       this.watcher = null;
       void watcher.cancel().catch(() => {});
       void this.syncLoop();

@@ -25,7 +25,10 @@ export function createStoreClient(mesh: MeshConfig): Etcd3 {
     } as IOptions["credentials"];
     if (!mesh.caFile) delete (options.credentials as { rootCertificate?: Buffer }).rootCertificate;
   }
-  if (mesh.serverName) options.grpcOptions = { "grpc.ssl_target_name_override": mesh.serverName, "grpc.default_authority": mesh.serverName };
+  // HTTP/2 pings find a connection that died without a word (a partition, a crashed host, a server
+  // restarted while our link was down) within ~10 s; etcd accepts pings every 5 s or slower.
+  options.grpcOptions = { "grpc.keepalive_time_ms": 6000, "grpc.keepalive_timeout_ms": 4000, "grpc.keepalive_permit_without_calls": 1 };
+  if (mesh.serverName) Object.assign(options.grpcOptions, { "grpc.ssl_target_name_override": mesh.serverName, "grpc.default_authority": mesh.serverName });
   if (mesh.username !== undefined) options.auth = { username: mesh.username, password: mesh.password ?? "" };
   return new Etcd3(options);
 }

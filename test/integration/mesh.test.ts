@@ -104,7 +104,7 @@ describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
       await attach(sw, h, i, `192.0.2.${i}`);
       hosts.push(h);
     }
-    const etcd = await startEtcd(e, ETCD_IP, data);
+    let etcd = await startEtcd(e, ETCD_IP, data);
 
     // Three nodes with endpoints; the third runs the compiled executable (etcd3's gRPC inside it).
     const binary = existsSync(COMPILED) ? COMPILED : undefined;
@@ -169,6 +169,22 @@ describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
     // n1's own record is back to its name.
     await waitFor(async () => (await etcdctl(e, ETCD_IP, ["get", `${PREFIX}/nodes/${n1Key}`, "--print-value-only"])).stdout.includes('"name":"h13m1"'), 3000, "n1's record restored");
     expect(await ping(nodes[0].host, nodes[1].address)).toBe(true);
+
+    // n2 cut off from the store while the store changes, is compacted and restarts: when it is back its
+    // watch cannot resume from its revision, so it reads everything again and logs what changed.
+    await hosts[1].ip("link set h13v2a down");
+    // A restart of etcd ends n2's connection (it learns so when its link is back), so it misses what follows.
+    etcd.kill("SIGTERM");
+    await etcd.exited;
+    etcd = await startEtcd(e, ETCD_IP, data);
+    await etcdctl(e, ETCD_IP, ["del", `${PREFIX}/nodes/garbage`]);
+    await etcdctl(e, ETCD_IP, ["del", `${PREFIX}/nodes/huge`]);
+    const status = JSON.parse((await etcdctl(e, ETCD_IP, ["endpoint", "status", "-w", "json"])).stdout)[0].Status;
+    expect((await etcdctl(e, ETCD_IP, ["compact", String(status.header.revision)])).code).toBe(0);
+    await hosts[1].ip("link set h13v2a up");
+    await waitFor(() => /watch ended .*reading the store again/.test(nodes[1].proc.output()), 20_000, `n2 re-reads after compaction:\n${nodes[1].proc.output().slice(-1500)}`);
+    await waitFor(async () => (await show(nodes[1].host, "h13m2")).mesh.members.every((m: { key: string }) => !m.key.endsWith("/garbage")), 5000, "n2 dropped the deleted bad record");
+    expect(await ping(nodes[1].host, nodes[0].address)).toBe(true);
 
     // etcd stopped: the tunnels keep their peers and traffic flows; show says unreachable.
     etcd.kill("SIGKILL");
