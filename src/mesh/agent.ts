@@ -66,6 +66,7 @@ export class MeshAgent {
   private syncing = false;
   private publishing = false;
   private lastRepublish = 0;
+  private ownCheckTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly staticKeys: Set<string>;
   private readonly staticPrefixes: Set<string>;
 
@@ -140,6 +141,7 @@ export class MeshAgent {
     this.stopped = true;
     if (this.recomputeTimer) clearTimeout(this.recomputeTimer);
     if (this.cacheTimer) clearTimeout(this.cacheTimer);
+    if (this.ownCheckTimer) clearTimeout(this.ownCheckTimer);
     this.saveCache();
     const lease = this.lease;
     this.lease = null;
@@ -341,6 +343,7 @@ export class MeshAgent {
         const fresh = this.address === null;
         this.address = address;
         this.published = true;
+        this.lastRepublish = Date.now();
         this.log.info(`mesh: ${fresh ? "joined" : "published again"} as ${this.name} with ${formatIp(address)} (lease ${this.mesh.ttl} s)`);
         return;
       }
@@ -400,17 +403,24 @@ export class MeshAgent {
     if (!this.published || !this.lease || !this.address) return;
     const key = nodeKey(this.mesh.prefix, this.publicKey);
     const entry = this.view.get(key);
+    const held = this.view.get(addressKey(this.mesh.prefix, this.address));
     const mine = encodeRecord(ownRecord(this.publicKey, this.name, this.address, this.mesh.endpoints, this.mesh.subnets, this.options.version));
-    if (entry && Buffer.from(entry.value).toString() === mine) return;
-    if (!entry) return; // deleted: the lease is gone or going, and the lease handler republishes
-    const other = m.own ? `name ${JSON.stringify(m.own.name).slice(0, 60)}` : (m.ignored.get(key) ?? "another value");
-    if (Date.now() - this.lastRepublish < 2000) return;
+    const recordOk = entry !== undefined && Buffer.from(entry.value).toString() === mine;
+    const addressOk = held !== undefined && Buffer.from(held.value).toString() === this.ownKey;
+    if (recordOk && addressOk) return;
+    const wait = 2000 - (Date.now() - this.lastRepublish);
+    if (wait > 0) {
+      // Just published (the watch may not show it yet): look again later.
+      if (!this.ownCheckTimer) this.ownCheckTimer = setTimeout(() => { this.ownCheckTimer = null; this.recompute(); }, wait);
+      return;
+    }
     this.lastRepublish = Date.now();
-    this.log.warn(`mesh: the record under our own key was replaced (${other}); ignoring it and publishing ours again`);
-    const lease = this.lease;
-    void lease.grant()
-      .then((id) => this.client.put(key).value(mine).lease(id))
-      .catch((err) => this.storeDown(err));
+    const what = !entry ? "was deleted"
+      : !recordOk ? `was replaced (${m.own ? `name ${JSON.stringify(m.own.name).slice(0, 60)}` : (m.ignored.get(key) ?? "another value")})`
+      : "lost its address key";
+    this.log.warn(`mesh: the record under our own key ${what}; ignoring that and publishing ours again`);
+    this.published = false;
+    void this.publishLoop();
   }
 
   private scheduleCache(): void {

@@ -169,6 +169,10 @@ describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
     // n1's own record is back to its name.
     await waitFor(async () => (await etcdctl(e, ETCD_IP, ["get", `${PREFIX}/nodes/${n1Key}`, "--print-value-only"])).stdout.includes('"name":"h13m1"'), 3000, "n1's record restored");
     expect(await ping(nodes[0].host, nodes[1].address)).toBe(true);
+    // n1's record deleted by hand: n1 puts it back.
+    expect((await etcdctl(e, ETCD_IP, ["del", `${PREFIX}/nodes/${n1Key}`])).code).toBe(0);
+    await waitFor(async () => (await etcdctl(e, ETCD_IP, ["get", `${PREFIX}/nodes/${n1Key}`, "--print-value-only"])).stdout.includes('"name":"h13m1"'), 5000, "n1's deleted record restored");
+    await waitFor(async () => (await peerKeys(nodes[1])).includes(nodes[0].keys.publicKey), 5000, "n2 has n1 again");
 
     // n2 cut off from the store while the store changes, is compacted and restarts: when it is back its
     // watch cannot resume from its revision, so it reads everything again and logs what changed.

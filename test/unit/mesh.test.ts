@@ -112,6 +112,8 @@ describe("records and membership", () => {
     const behind = desiredPeers(m.members, false);
     expect([...behind.keys()]).toEqual([hub.key]);
     expect(behind.get(hub.key)!.persistentKeepalive).toBe(25);
+    // The other node behind NAT is reached through the relay (the oldest node with endpoints).
+    expect(behind.get(hub.key)!.allowedIps.map((c) => `${formatIp(c.address)}/${c.prefix}`)).toEqual(["10.70.0.1/32", "10.70.0.2/32"]);
   });
   test("diff: join, endpoint change in place, leave", () => {
     const a = member("a", "10.70.0.5", ["192.0.2.1:51820"], ["192.168.1.0/24"]);
