@@ -175,3 +175,18 @@ test("https by IP address needs ServerName; conf --to ini/toml keeps [Mesh]", as
     expect(back.mesh!.ttl).toBe(9);
   }
 });
+
+test("get=wontun carries the mesh; wontun show renders it; no mesh, no lines", async () => {
+  const { formatStatusResponse, parseStatusResponse } = await import("../../src/control/uapi-get.ts");
+  const { renderShow } = await import("../../src/control/status-render.ts");
+  const base = { mode: "wireguard" as const, interfaceName: "wg0", privateKey: null, publicKey: null, name: "", listenPort: 51820, fwmark: 0, peers: [], drops: {} };
+  const mesh = { store: "http://a:2379", storeState: "unreachable" as const, storeError: "Connection dropped", revision: 42, address: "10.70.0.1", published: true,
+    members: [{ name: "n2", key: "k2", address: "10.70.0.2", endpoint: "192.0.2.2:51820", state: "peer" }, { name: "", key: "/p/nodes/x", address: "", endpoint: "", state: "ignored: record is not JSON" }] };
+  const back = parseStatusResponse(formatStatusResponse({ ...base, mesh }));
+  expect(back.mesh).toEqual(mesh);
+  expect(formatStatusResponse(base)).not.toContain("mesh_");
+  expect(parseStatusResponse(formatStatusResponse(base)).mesh).toBeUndefined();
+  const text = renderShow([back], { color: false, now: 0 });
+  expect(text).toContain("mesh store: http://a:2379 unreachable (Connection dropped), revision 42");
+  expect(text).toContain("mesh member: n2 10.70.0.2 192.0.2.2:51820 [peer]");
+});
