@@ -15,7 +15,7 @@ import type { Logger } from "../log.ts";
 import type { DeviceChange, DeviceStatus, MeshStatus } from "../control/model.ts";
 import { type MeshConfig } from "./config.ts";
 import { addressKey, addressesPrefix, encodeRecord, nodeKey, ownRecord } from "./record.ts";
-import { type DesiredPeer, desiredPeers, diffPeers, type Membership, readMembership, type StoreEntry } from "./membership.ts";
+import { type DecodeCache, type DesiredPeer, desiredPeers, diffPeers, type Membership, readMembership, type StoreEntry } from "./membership.ts";
 import { candidateAddresses } from "./allocate.ts";
 import { readCache, writeCache } from "./cache.ts";
 import { createStoreClient, describeStoreError, isTlsTrustError, withTimeout } from "./store.ts";
@@ -61,7 +61,24 @@ export class MeshAgent {
   private published = false;
   private stopped = false;
   private readonly warned = new Map<string, string>();
-  private recomputeTimer: ReturnType<typeof setTimeout> | null = null;
+  private recomputeQueued = false;
+  private lastRecompute = 0;
+  /** Until when (performance.now()) store traffic is expected (see deviceTimer). */
+  private busyUntil = 0;
+  /**
+   * For device.addTimer: while store traffic flows, the device loop waits at most 5 ms at a time
+   * and so gives Bun's event loop (where the gRPC client runs) a turn that often; otherwise it
+   * would wait up to 1 s between turns, and a burst of watch responses would take seconds to
+   * read. Idle, it asks for nothing.
+   */
+  readonly deviceTimer = {
+    nextDeadline: (): number => {
+      const now = performance.now();
+      return now < this.busyUntil ? now + 5 : Infinity;
+    },
+    tick: (_now: number): void => {},
+  };
+  private readonly decoded: DecodeCache = new WeakMap();
   private cacheTimer: ReturnType<typeof setTimeout> | null = null;
   private syncing = false;
   private publishing = false;
@@ -139,7 +156,6 @@ export class MeshAgent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.recomputeTimer) clearTimeout(this.recomputeTimer);
     if (this.cacheTimer) clearTimeout(this.cacheTimer);
     if (this.ownCheckTimer) clearTimeout(this.ownCheckTimer);
     this.saveCache();
@@ -260,11 +276,17 @@ export class MeshAgent {
     });
   }
 
+  /** Store traffic is expected for the next `ms`. */
+  private markBusy(ms = 1000): void {
+    this.busyUntil = Math.max(this.busyUntil, performance.now() + ms);
+  }
+
   private async syncLoop(): Promise<void> {
     if (this.syncing) return;
     this.syncing = true;
     let wait = 1000;
     while (!this.stopped && !this.watcher) {
+      this.markBusy(CALL_TIMEOUT_MS);
       try {
         await withTimeout(this.sync(), CALL_TIMEOUT_MS, "store read");
       } catch (err) {
@@ -282,6 +304,7 @@ export class MeshAgent {
     this.publishing = true;
     let wait = 1000;
     while (!this.stopped && !this.published) {
+      this.markBusy(CALL_TIMEOUT_MS);
       try {
         await withTimeout(this.claim(this.address, true), CALL_TIMEOUT_MS, "publish");
       } catch (err) {
@@ -352,12 +375,24 @@ export class MeshAgent {
     throw new AllocationError(only && preferred ? `address ${formatIp(preferred)} is held by another node` : `no free address found in the mesh network`);
   }
 
+  /**
+   * The first change after a quiet spell is applied at once (a microtask; events that arrive in
+   * one response go together); during a burst at most every 100 ms, so that thousands of members
+   * written in many transactions are not diffed once per transaction. (The timer fires on time
+   * because markBusy keeps the device loop's waits short.)
+   */
   private schedule(): void {
-    if (this.recomputeTimer || this.stopped) return;
-    this.recomputeTimer = setTimeout(() => {
-      this.recomputeTimer = null;
+    this.markBusy();
+    if (this.recomputeQueued || this.stopped) return;
+    this.recomputeQueued = true;
+    const run = () => {
+      this.recomputeQueued = false;
+      this.lastRecompute = performance.now();
       this.recompute();
-    }, 20);
+    };
+    const wait = this.lastRecompute + 100 - performance.now();
+    if (wait <= 0) queueMicrotask(run);
+    else setTimeout(run, wait);
   }
 
   /** The store's contents → members → peers; applies the difference. */
@@ -365,7 +400,7 @@ export class MeshAgent {
     if (!this.operations || this.stopped) return;
     const m = readMembership(this.view, {
       prefix: this.mesh.prefix, network: this.mesh.network, ownKey: this.ownKey, staticKeys: this.staticKeys, staticPrefixes: this.staticPrefixes,
-    });
+    }, this.decoded);
     this.membership = m;
     for (const [key, why] of m.ignored) {
       if (this.warned.get(key) !== why) this.log.warn(`mesh: ignoring ${key}: ${why}`);

@@ -40,7 +40,10 @@ export interface Membership {
 
 const text = new TextDecoder();
 
-export function readMembership(view: ReadonlyMap<string, StoreEntry>, ctx: MembershipContext): Membership {
+/** Decoded records by entry (a put replaces the entry object), so a change decodes only what changed. */
+export type DecodeCache = WeakMap<StoreEntry, Member | string>;
+
+export function readMembership(view: ReadonlyMap<string, StoreEntry>, ctx: MembershipContext, cache?: DecodeCache): Membership {
   const nodes = nodesPrefix(ctx.prefix);
   const addresses = addressesPrefix(ctx.prefix);
   const holders = new Map<string, string>();
@@ -54,7 +57,11 @@ export function readMembership(view: ReadonlyMap<string, StoreEntry>, ctx: Membe
   const claimed = new Map<string, string>(); // prefix text → member name
   for (const p of ctx.staticPrefixes) claimed.set(p, "a static [Peer]");
   for (const [key, entry] of records) {
-    const member = decodeMember(ctx.prefix, key, entry.value, ctx.network);
+    let member = cache?.get(entry);
+    if (member === undefined) {
+      member = decodeMember(ctx.prefix, key, entry.value, ctx.network);
+      cache?.set(entry, member);
+    }
     if (typeof member === "string") {
       ignored.set(key, member);
       continue;

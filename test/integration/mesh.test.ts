@@ -139,7 +139,7 @@ describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
     // SIGTERM revokes its lease: gone from the others within 2 s.
     late.proc.kill("SIGTERM");
     t0 = Date.now();
-    await waitFor(async () => (await Promise.all(nodes.map(peerKeys))).every((keys) => !keys.includes(late.keys.publicKey)), 2500, "h13m4 gone after SIGTERM");
+    await waitFor(async () => (await Promise.all(nodes.map(peerKeys))).every((keys) => !keys.includes(late.keys.publicKey)), 2000, "h13m4 gone after SIGTERM (2 s)");
     expect(await late.proc.exited).toBe(0);
 
     // SIGKILL: gone after its lease (TTL 3 s).

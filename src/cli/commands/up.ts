@@ -126,7 +126,10 @@ export const upCommand = defineCommand({
     };
     try {
       await daemon.start();
-      mesh?.start(daemon.operations);
+      if (mesh) {
+        mesh.start(daemon.operations);
+        daemon.device.addTimer(mesh.deviceTimer);
+      }
       await host.apply(daemon.interfaceName);
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
