@@ -60,7 +60,6 @@ export class TunnelDaemon {
   /** Resolves hostname endpoints in the background (IP literals are applied at once). */
   private endpoints: EndpointResolver | null = null;
   private config: Config;
-  private readonly labels = new Map<number, string>();
   /** The port bound at start (the kernel's pick when the config has none). */
   private startPort = 0;
   /** The offloads in use, in words, for the start-up line. */
@@ -76,7 +75,7 @@ export class TunnelDaemon {
     this.log = options.log;
     this.config = options.config;
     this.metrics = options.metrics ?? null;
-    const protocol = createProtocol(options.config, options.log, (id) => this.labels.get(id) ?? `#${id}`);
+    const protocol = createProtocol(options.config, options.log, (id) => this.labelOf(id));
     const io = kernelIo({
       interfaceName: options.interfaceName,
       offloads: options.offloads,
@@ -113,7 +112,7 @@ export class TunnelDaemon {
     this.startPort = this.device.listenPort;
     this.log.info(`interface ${this.interfaceName} open; offloads ${this.offloads}`);
     // Names never hold up the tunnel: IP-literal endpoints now, hostnames as they resolve.
-    this.apply(changeFromConfig(this.config, literalEndpoint));
+    this.operations.apply(changeFromConfig(this.config, literalEndpoint));
     this.endpoints = new EndpointResolver({ operations: this.operations, log: this.log });
     this.endpoints.track(namedEndpoints(this.config.peers));
     const mode = this.config.mode;
@@ -212,7 +211,7 @@ export class TunnelDaemon {
     try {
       const change = reloadChange(old, next, literalEndpoint);
       // [Mesh]: members are not in the file; only the file's own peers are replaced.
-      this.apply(old.mesh ? meshReloadChange(old, next, change) : change);
+      this.operations.apply(old.mesh ? meshReloadChange(old, next, change) : change);
     } catch (err) {
       if (err instanceof ControlError) return { ok: false, message: `reload refused, nothing changed: ${err.message}` };
       throw err;
@@ -225,11 +224,10 @@ export class TunnelDaemon {
     return { ok: true, message: `reloaded ${path}: ${this.operations.peerCount} peer(s)` };
   }
 
-  private apply(change: Parameters<Operations["apply"]>[0]): void {
-    // Labels for log lines come from the change itself (names, or short keys).
-    this.operations.apply(change);
-    for (const entry of this.operations.registry.entries()) {
-      this.labels.set(entry.id, entry.name || entry.key.slice(0, 8) + "…");
-    }
+  /** How log lines name a peer: its name, or its short public key (read when the line is made). */
+  private labelOf(id: number): string {
+    const entry = this.operations?.registry.get(id);
+    if (!entry) return `#${id}`;
+    return entry.name || `${entry.key.slice(0, 8)}…`;
   }
 }
