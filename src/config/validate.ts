@@ -150,7 +150,7 @@ export const MESH_KEYS: KeySpec<MeshConfig>[] = [
   { ini: "Username", toml: "username", apply: (t, v) => { t.username = v.string(); } },
   { ini: "Password", toml: "password", apply: (t, v) => { t.password = v.string(); } },
   { ini: "Network", toml: "network", apply: (t, v) => { t.network = v.meshNetwork(); } },
-  { ini: "Endpoint", toml: "endpoint", repeat: true, apply: (t, v) => { t.endpoints = v.literalEndpoints(); } },
+  { ini: "Endpoint", toml: "endpoint", repeat: true, apply: (t, v) => { t.endpoints = v.meshEndpoints(); } },
   { ini: "Name", toml: "name", apply: (t, v) => { t.name = v.name(); } },
   { ini: "Prefix", toml: "prefix", apply: (t, v) => { t.prefix = v.keyPrefix(); } },
   { ini: "Subnets", toml: "subnets", list: true, apply: (t, v) => { t.subnets = v.cidrs(false); } },
@@ -403,18 +403,14 @@ export class ValueReader {
     return first;
   }
 
-  /** [Mesh] Endpoint: repeatable IP-literal host:port (published as is, so other nodes need no resolver). */
-  literalEndpoints(): { host: string; port: number }[] {
+  /**
+   * [Mesh] Endpoint: repeatable host:port, the host an IP literal or a DNS name. The node resolves
+   * its own names and publishes addresses (src/mesh/endpoints.ts), so other nodes need no resolver.
+   */
+  meshEndpoints(): { host: string; port: number }[] {
     return this.entry.items.map((item) => {
       if (typeof item.value !== "string") this.fail(`expected a string, got ${describeType(item.value)}`, item.line);
-      const text = item.value.trim();
-      const split = splitHostPort(text);
-      if (typeof split === "string") this.fail(`bad endpoint: ${split}`, item.line);
-      const literal = text.startsWith("[") ? parseIpv6(split.host) : parseIpv4(split.host);
-      if (!literal) this.fail(`bad endpoint: ${quote(split.host)} is not an IP address (the mesh publishes IP literals)`, item.line);
-      const special = specialAddress(literal);
-      if (special && special !== "loopback") this.fail(`bad endpoint: ${quote(split.host)} is ${SPECIAL_WORDS.get(special)}`, item.line);
-      return split;
+      return this.checkEndpoint(item.value.trim(), item.line);
     });
   }
 
@@ -509,8 +505,10 @@ export class ValueReader {
 
   /** host:port or [v6]:port; the host may be a DNS name, resolved later. */
   endpoint(): { host: string; port: number } {
-    const text = this.string().trim();
-    const line = this.single().line;
+    return this.checkEndpoint(this.string().trim(), this.single().line);
+  }
+
+  private checkEndpoint(text: string, line: number | null): { host: string; port: number } {
     const split = splitHostPort(text);
     if (typeof split === "string") this.fail(`bad endpoint: ${split}`, line);
     const { host } = split;

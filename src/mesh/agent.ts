@@ -18,7 +18,8 @@ import { addressKey, addressesPrefix, encodeRecord, nodeKey, ownRecord } from ".
 import { type DecodeCache, type DesiredPeer, desiredPeers, diffPeers, type Membership, readMembership, type StoreEntry } from "./membership.ts";
 import { candidateAddresses } from "./allocate.ts";
 import { readCache, writeCache } from "./cache.ts";
-import { createStoreClient, describeStoreError, isTlsTrustError, withTimeout } from "./store.ts";
+import { createStoreClient, describeStoreError, isTlsTrustError, storeAuthProblem, withTimeout } from "./store.ts";
+import { OwnEndpoints } from "./endpoints.ts";
 
 export type StoreState = MeshStatus["storeState"];
 
@@ -85,7 +86,9 @@ export class MeshAgent {
   private lastRepublish = 0;
   private ownCheckTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly staticKeys: Set<string>;
-  private readonly staticPrefixes: Set<string>;
+  private readonly staticPrefixes: Cidr[];
+  /** This node's Endpoint values as published addresses (names resolved here, see endpoints.ts). */
+  private readonly endpoints: OwnEndpoints;
 
   constructor(private readonly options: MeshAgentOptions) {
     const key = options.config.interface.privateKey;
@@ -96,8 +99,13 @@ export class MeshAgent {
     this.ownKey = encodeKey(this.publicKey);
     this.name = options.mesh.name || options.config.interface.name || hostName();
     this.staticKeys = new Set(options.config.peers.flatMap((p) => (p.publicKey ? [encodeKey(p.publicKey)] : [])));
-    this.staticPrefixes = new Set(options.config.peers.flatMap((p) => p.allowedIps.map((c) => `${formatIp(c.address)}/${c.prefix}`)));
+    this.staticPrefixes = options.config.peers.flatMap((p) => p.allowedIps);
     this.client = createStoreClient(options.mesh);
+    this.endpoints = new OwnEndpoints(options.mesh.endpoints, {
+      log: this.log,
+      intervalMs: Math.min(options.mesh.ttl, 30) * 1000,
+      onChange: () => this.endpointsChanged(),
+    });
   }
 
   /**
@@ -112,16 +120,28 @@ export class MeshAgent {
     const timeout = this.options.startTimeoutMs ?? (cached || configured ? 2000 : CALL_TIMEOUT_MS);
     try {
       await withTimeout(this.sync(), timeout, `store ${this.mesh.store.join(",")}`);
+      // Endpoint names: publish what they resolve to, waiting a little for the first answers (a
+      // name that does not resolve is left out and published later).
+      await this.endpoints.firstAnswers(Math.min(timeout, 2000));
       const preferred = configured?.address ?? (cached ? parseAddress(cached.cache.address) : null);
       await withTimeout(this.claim(preferred, configured !== undefined), timeout, "address allocation");
     } catch (err) {
       if (isTlsTrustError(err) && this.mesh.store.some((u) => u.startsWith("https:"))) {
         this.client.close();
+        this.endpoints.stop();
         throw new Error(`store ${this.mesh.store.join(",")}: TLS failed, the server's certificate is not trusted${this.mesh.caFile ? ` by CAFile ${this.mesh.caFile}` : ""} (${describeStoreError(err)})`);
       }
       if (err instanceof AllocationError) {
         this.client.close();
+        this.endpoints.stop();
         throw err;
+      }
+      // The store answered and refused us: wrong credentials are a config error, not an outage.
+      const refused = storeAuthProblem(err, this.mesh);
+      if (refused) {
+        this.client.close();
+        this.endpoints.stop();
+        throw new Error(`store ${this.mesh.store.join(",")}: ${refused}`);
       }
       this.storeDown(err);
       this.watcher?.cancel().catch(() => {});
@@ -129,6 +149,7 @@ export class MeshAgent {
       const address = configured?.address ?? (cached ? parseAddress(cached.cache.address) : null);
       if (!address) {
         this.client.close();
+        this.endpoints.stop();
         throw new Error(`store ${this.mesh.store.join(",")} unreachable (${describeStoreError(err)}) and no cached address in ${this.options.cachePath}: give [Interface] Address or start when the store is up`);
       }
       this.address = address;
@@ -158,6 +179,7 @@ export class MeshAgent {
     this.stopped = true;
     if (this.cacheTimer) clearTimeout(this.cacheTimer);
     if (this.ownCheckTimer) clearTimeout(this.ownCheckTimer);
+    this.endpoints.stop();
     this.saveCache();
     const lease = this.lease;
     this.lease = null;
@@ -187,18 +209,33 @@ export class MeshAgent {
     const name = next.name || this.options.config.interface.name || this.name;
     this.mesh = { ...old, endpoints: next.endpoints, subnets: next.subnets, name: next.name };
     this.name = name;
+    this.endpoints.set(next.endpoints);
     if (publish) {
-      this.log.info(`mesh: publishing the changed record (endpoints ${next.endpoints.map((e) => `${e.host}:${e.port}`).join(", ") || "none"})`);
+      const published = this.endpoints.current();
+      this.log.info(`mesh: publishing the changed record (endpoints ${published.map(hostPort).join(", ") || "none"})`);
       this.republish();
     }
     this.recompute();
+  }
+
+  /** An Endpoint name resolved, or its answer changed: publish the record again, and re-check the topology. */
+  private endpointsChanged(): void {
+    if (this.stopped) return;
+    this.republish();
+    this.recompute();
+  }
+
+  /** The record this node publishes, as stored. */
+  private recordText(address: Uint8Array): string {
+    return encodeRecord(ownRecord(this.publicKey, this.name, address, this.endpoints.current(), this.mesh.subnets, this.options.version));
   }
 
   /** Puts this node's record again under its lease (after a change of its own settings). */
   private republish(): void {
     if (!this.published || !this.lease || !this.address) return;
     this.lastRepublish = Date.now(); // the watch shows the old record until the put lands
-    const record = encodeRecord(ownRecord(this.publicKey, this.name, this.address, this.mesh.endpoints, this.mesh.subnets, this.options.version));
+    this.markBusy(CALL_TIMEOUT_MS);
+    const record = this.recordText(this.address);
     const key = nodeKey(this.mesh.prefix, this.publicKey);
     void this.lease.grant()
       .then((id) => this.client.put(key).value(record).lease(id))
@@ -355,7 +392,7 @@ export class MeshAgent {
     for (const address of tries) {
       if (++attempts > 64) break;
       const aKey = addressKey(this.mesh.prefix, address);
-      const record = encodeRecord(ownRecord(this.publicKey, this.name, address, this.mesh.endpoints, this.mesh.subnets, this.options.version));
+      const record = this.recordText(address);
       const puts = () => [
         this.client.put(aKey).value(this.ownKey).lease(leaseId),
         this.client.put(nodeKey(this.mesh.prefix, this.publicKey)).value(record).lease(leaseId),
@@ -368,6 +405,8 @@ export class MeshAgent {
         this.published = true;
         this.lastRepublish = Date.now();
         this.log.info(`mesh: ${fresh ? "joined" : "published again"} as ${this.name} with ${formatIp(address)} (lease ${this.mesh.ttl} s)`);
+        // An Endpoint name's answer that came while the transaction was under way.
+        if (this.recordText(address) !== record) this.republish();
         return;
       }
       this.log.debug(`mesh: ${formatIp(address)} is taken; trying another`);
@@ -408,7 +447,8 @@ export class MeshAgent {
     this.warned.clear();
     for (const [key, why] of m.ignored) this.warned.set(key, why);
     this.checkOwnRecord(m);
-    const desired = desiredPeers(m.members, this.mesh.endpoints.length > 0);
+    // What others see decides the topology: an Endpoint name not resolved yet is not an endpoint.
+    const desired = desiredPeers(m.members, this.endpoints.current().length > 0);
     const { change, lines } = diffPeers(this.applied, desired);
     if (change.peers.length > 0) {
       try {
@@ -439,7 +479,7 @@ export class MeshAgent {
     const key = nodeKey(this.mesh.prefix, this.publicKey);
     const entry = this.view.get(key);
     const held = this.view.get(addressKey(this.mesh.prefix, this.address));
-    const mine = encodeRecord(ownRecord(this.publicKey, this.name, this.address, this.mesh.endpoints, this.mesh.subnets, this.options.version));
+    const mine = this.recordText(this.address);
     const recordOk = entry !== undefined && Buffer.from(entry.value).toString() === mine;
     const addressOk = held !== undefined && Buffer.from(held.value).toString() === this.ownKey;
     if (recordOk && addressOk) return;
@@ -500,6 +540,10 @@ function inNetwork(network: Cidr, address: Uint8Array): boolean {
 
 function parseAddress(text: string): Uint8Array | null {
   return parseIp(text);
+}
+
+function hostPort(e: { host: string; port: number }): string {
+  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }
 
 function hostName(): string {

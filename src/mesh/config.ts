@@ -25,7 +25,8 @@ export interface MeshConfig {
   password?: string;
   /** The mesh's prefix (host bits cleared): addresses are allocated from it. */
   network: Cidr;
-  /** How other nodes reach this one (IP literal host:port); empty = dial-out only, behind NAT. */
+  /** How other nodes reach this one (host:port, the host an IP literal or a name this node resolves
+   *  and publishes as its address, see endpoints.ts); empty = dial-out only, behind NAT. */
   endpoints: { host: string; port: number }[];
   /** This node's name in the store; "" = the [Interface] Name, else the host name. */
   name: string;

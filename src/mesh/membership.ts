@@ -5,8 +5,10 @@
 // - topology: a node with endpoints peers with every member; a node without endpoints (behind
 //   NAT) peers only with members that have endpoints, with PersistentKeepalive towards them;
 // - a member's AllowedIPs are its address (/32 or /128) and its subnets; a prefix another member
-//   or a static [Peer] already has makes the later member ignored.
-import { type Cidr, formatCidr, formatIp } from "../net/ip.ts";
+//   or a static [Peer] already has, or that overlaps one, makes the later member ignored. A
+//   static prefix that covers the whole mesh Network (0.0.0.0/0 to an exit, 10.0.0.0/8 to a
+//   hub) is a catch-all: members' more specific prefixes refine it, as routes do.
+import { type Cidr, cidrContains, formatCidr, formatIp } from "../net/ip.ts";
 import { type Endpoint, endpointEquals, formatEndpoint } from "../net/endpoint.ts";
 import type { DeviceChange, PeerChange } from "../control/model.ts";
 import { addressesPrefix, decodeMember, type Member, nodesPrefix } from "./record.ts";
@@ -25,8 +27,8 @@ export interface MembershipContext {
   ownKey: string;
   /** Keys of static [Peer] sections (they win over mesh records). */
   staticKeys: ReadonlySet<string>;
-  /** AllowedIPs of static peers, as text. */
-  staticPrefixes: ReadonlySet<string>;
+  /** AllowedIPs of static peers. */
+  staticPrefixes: readonly Cidr[];
 }
 
 export interface Membership {
@@ -54,8 +56,11 @@ export function readMembership(view: ReadonlyMap<string, StoreEntry>, ctx: Membe
   const members: Member[] = [];
   let own: Member | null = null;
   const records = [...view].filter(([key]) => key.startsWith(nodes)).sort((a, b) => a[1].createRevision - b[1].createRevision);
-  const claimed = new Map<string, string>(); // prefix text → member name
-  for (const p of ctx.staticPrefixes) claimed.set(p, "a static [Peer]");
+  // Static prefixes members may not overlap (catch-alls left out), and members' subnets so far.
+  // Addresses need no overlap check among members: each is a host address in the Network, held
+  // by one node (P/addresses), and no subnet may overlap the Network.
+  const statics = ctx.staticPrefixes.filter((c) => !(c.address.length === ctx.network.address.length && c.prefix <= ctx.network.prefix && cidrContains(c, ctx.network.address)));
+  const subnets: { cidr: Cidr; owner: string }[] = [];
   for (const [key, entry] of records) {
     let member = cache?.get(entry);
     if (member === undefined) {
@@ -80,16 +85,32 @@ export function readMembership(view: ReadonlyMap<string, StoreEntry>, ctx: Membe
       ignored.set(key, "this key is a static [Peer] in the config");
       continue;
     }
-    const prefixes = allowedIpsOf(member).map(formatCidr);
-    const clash = prefixes.find((p) => claimed.has(p));
+    const clash = overlapOf(allowedIpsOf(member), statics, subnets);
     if (clash) {
-      ignored.set(key, `${clash} is already routed to ${claimed.get(clash)}`);
+      ignored.set(key, clash);
       continue;
     }
-    for (const p of prefixes) claimed.set(p, member.name);
+    for (const cidr of member.subnets) subnets.push({ cidr, owner: member.name });
     members.push(member);
   }
   return { members, own, ignored };
+}
+
+/** Why a member's prefixes cannot be routed to it: one overlaps a static peer's or an earlier member's. */
+function overlapOf(prefixes: readonly Cidr[], statics: readonly Cidr[], subnets: readonly { cidr: Cidr; owner: string }[]): string | null {
+  for (const p of prefixes) {
+    const s = statics.find((c) => cidrOverlaps(c, p));
+    if (s) return `${formatCidr(p)} overlaps ${formatCidr(s)}, routed to a static [Peer]`;
+    const m = subnets.find((c) => cidrOverlaps(c.cidr, p));
+    if (m) return `${formatCidr(p)} overlaps ${formatCidr(m.cidr)}, already routed to ${m.owner}`;
+  }
+  return null;
+}
+
+/** Same family, and one contains the other's network address. */
+export function cidrOverlaps(a: Cidr, b: Cidr): boolean {
+  if (a.address.length !== b.address.length) return false;
+  return a.prefix <= b.prefix ? cidrContains(a, b.address) : cidrContains(b, a.address);
 }
 
 export function allowedIpsOf(member: Member): Cidr[] {

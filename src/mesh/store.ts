@@ -40,6 +40,28 @@ export function describeStoreError(err: unknown): string {
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
+/**
+ * When the store answered but refused this node (etcd authentication or roles), what to tell the
+ * operator; null for anything else (an outage, which the node rides out).
+ */
+export function storeAuthProblem(err: unknown, mesh: MeshConfig): string | null {
+  const message = (err as Error)?.message ?? String(err);
+  const user = mesh.username === undefined ? "" : JSON.stringify(mesh.username);
+  if (/authentication failed|invalid user ID or password/i.test(message)) {
+    return `authentication failed for user ${user}: wrong [Mesh] Username or Password`;
+  }
+  if (/user name is empty|user name not found|invalid auth token/i.test(message) && mesh.username === undefined) {
+    return "the store requires authentication: set [Mesh] Username and Password";
+  }
+  if (/authentication is not enabled/i.test(message)) {
+    return "[Mesh] Username is set but the store has authentication off (anyone may write the mesh's records): run `etcdctl auth enable`, or remove Username and Password";
+  }
+  if (/permission denied/i.test(message)) {
+    return `permission denied${user ? ` for user ${user}` : ""} on ${mesh.prefix}/: its role needs readwrite on that prefix (etcdctl role grant-permission ROLE readwrite --prefix=true ${mesh.prefix}/)`;
+  }
+  return null;
+}
+
 /** True when the error says the server's certificate was not trusted (a wrong CAFile). */
 export function isTlsTrustError(err: unknown): boolean {
   return /certificate|self[- ]signed|unable to verify|SSL|TLS|handshake/i.test((err as Error)?.message ?? String(err));

@@ -52,7 +52,8 @@ describe("[Mesh] config", () => {
     expect(configError(conf("Store = http://a:2379"))).toMatch(/^n\.conf:4: .*needs Network/);
     expect(configError(conf("Store = ftp://a:2379\nNetwork = 10.70.0.0/16"))).toMatch(/^n\.conf:5: Store: /);
     expect(configError(conf("Store = http://a:2379\nNetwork = 10.70.0.0/16\nTTL = 1"))).toMatch(/^n\.conf:7: TTL: expected an integer 2-3600/);
-    expect(configError(conf("Store = http://a:2379\nNetwork = 10.70.0.0/16\nEndpoint = node.example:1"))).toMatch(/^n\.conf:7: Endpoint: .*IP literals/);
+    expect(configError(conf("Store = http://a:2379\nNetwork = 10.70.0.0/16\nEndpoint = node_1!.example:1"))).toMatch(/^n\.conf:7: Endpoint: .*neither an IP address nor a host name/);
+    expect(configError(conf("Store = http://a:2379\nNetwork = 10.70.0.0/16\nEndpoint = 224.0.0.1:1"))).toMatch(/^n\.conf:7: Endpoint: .*multicast/);
     expect(configError(conf("Store = http://a:2379\nNetwork = 10.70.0.0/16\nSubnets = 10.70.5.0/24"))).toMatch(/^n\.conf:7: Subnets: .*overlaps/);
     expect(configError(conf("Store = http://a:2379\nNetwork = 10.70.0.0/31"))).toMatch(/Network: .*no room/);
     expect(configError(conf("Store = http://a:2379\nNetwork = 10.70.0.0/16", "Address = 10.9.0.1/24"))).toMatch(/Network: no \[Interface\] Address is inside/);
@@ -81,7 +82,7 @@ function viewOf(members: ReturnType<typeof member>[], rev = 1): Map<string, Stor
   return view;
 }
 
-const ctx = (own: string) => ({ prefix: P, network: NET, ownKey: own, staticKeys: new Set<string>(), staticPrefixes: new Set<string>() });
+const ctx = (own: string) => ({ prefix: P, network: NET, ownKey: own, staticKeys: new Set<string>(), staticPrefixes: [] });
 
 describe("records and membership", () => {
   test("bad records are ignored with a reason", () => {
