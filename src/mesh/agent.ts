@@ -85,8 +85,9 @@ export class MeshAgent {
   private publishing = false;
   private lastRepublish = 0;
   private ownCheckTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly staticKeys: Set<string>;
-  private readonly staticPrefixes: Cidr[];
+  /** The config's own [Peer] sections (keys and prefixes win over mesh records); a reload renews them. */
+  private staticKeys: Set<string>;
+  private staticPrefixes: Cidr[];
   /** This node's Endpoint values as published addresses (names resolved here, see endpoints.ts). */
   private readonly endpoints: OwnEndpoints;
 
@@ -98,8 +99,8 @@ export class MeshAgent {
     this.publicKey = publicKeyOf(key);
     this.ownKey = encodeKey(this.publicKey);
     this.name = options.mesh.name || options.config.interface.name || hostName();
-    this.staticKeys = new Set(options.config.peers.flatMap((p) => (p.publicKey ? [encodeKey(p.publicKey)] : [])));
-    this.staticPrefixes = options.config.peers.flatMap((p) => p.allowedIps);
+    this.staticKeys = staticKeysOf(options.config);
+    this.staticPrefixes = staticPrefixesOf(options.config);
     this.client = createStoreClient(options.mesh);
     this.endpoints = new OwnEndpoints(options.mesh.endpoints, {
       log: this.log,
@@ -194,10 +195,15 @@ export class MeshAgent {
 
   /**
    * After a reload: a changed Endpoint, Subnets or Name is published in place (others update the
-   * peer without a new handshake); other [Mesh] settings need a restart.
+   * peer without a new handshake), the static [Peer] sections' keys and prefixes are renewed;
+   * other [Mesh] settings need a restart.
    */
-  reconfigure(next: MeshConfig | undefined): void {
+  reconfigure(config: Config): void {
+    const next = config.mesh;
+    this.staticKeys = staticKeysOf(config);
+    this.staticPrefixes = staticPrefixesOf(config);
     if (!next) {
+      this.recompute();
       this.log.warn("mesh: [Mesh] was removed from the config; restart to leave the mesh (still a member)");
       return;
     }
@@ -552,4 +558,12 @@ function hostName(): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function staticKeysOf(config: Config): Set<string> {
+  return new Set(config.peers.flatMap((p) => (p.publicKey ? [encodeKey(p.publicKey)] : [])));
+}
+
+function staticPrefixesOf(config: Config): Cidr[] {
+  return config.peers.flatMap((p) => p.allowedIps);
 }

@@ -112,7 +112,7 @@ export const upCommand = defineCommand({
     host.runningConfig = () => daemon.runningConfig();
     daemon.onConfigReloaded = (_old, next) => {
       host.configReloaded(next);
-      mesh?.reconfigure(next.mesh);
+      mesh?.reconfigure(next);
     };
     daemon.mesh = mesh;
     if (mesh && metrics) metrics.addSource((out) => writeMeshMetrics(out, daemon.interfaceName, mesh.status()));
