@@ -1,6 +1,8 @@
-// A daemon's life after start-up: SIGTERM/SIGINT stop it (a second one exits at once), SIGHUP
-// reloads its config. Returns when the loop has ended; closing is the caller's (the host setup
-// has steps before and after the interface goes).
+// A daemon's signals: SIGTERM/SIGINT stop it (a second one exits at once), SIGHUP reloads its
+// config. They are taken from the moment the daemon exists, before it starts: a stop asked for
+// during start-up lets start-up finish and then ends the loop at once, so the host setup is
+// still undone (the default action would kill the process and leave it all behind). Closing is
+// the caller's: the host setup has steps before and after the interface goes.
 import type { Logger } from "../log.ts";
 import type { TunnelDaemon } from "./daemon.ts";
 
@@ -12,8 +14,16 @@ export interface LifecycleHooks {
   onStop?: () => void;
 }
 
-export async function runUntilStopped(daemon: TunnelDaemon, log: Logger, hooks: LifecycleHooks = {}): Promise<void> {
+export interface SignalHandling {
+  /** Start-up is over: SIGHUP reloads from now on (before, it is logged and ignored). */
+  running(): void;
+  /** Gives the signals back to their default actions. */
+  release(): void;
+}
+
+export function handleSignals(daemon: TunnelDaemon, log: Logger, hooks: LifecycleHooks = {}): SignalHandling {
   let stops = 0;
+  let running = false;
   const stop = (signal: string) => {
     if (++stops > 1) {
       log.warn(`${signal} again: exiting now`);
@@ -25,6 +35,10 @@ export async function runUntilStopped(daemon: TunnelDaemon, log: Logger, hooks: 
   };
   let reloading: Promise<void> | null = null;
   const reload = () => {
+    if (!running) {
+      log.warn("SIGHUP during start-up: ignored (send it again once the tunnel runs)");
+      return;
+    }
     if (reloading) {
       log.info("SIGHUP: a reload is already running");
       return;
@@ -45,11 +59,14 @@ export async function runUntilStopped(daemon: TunnelDaemon, log: Logger, hooks: 
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
   process.on("SIGHUP", reload);
-  try {
-    await daemon.run();
-  } finally {
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
-    process.off("SIGHUP", reload);
-  }
+  return {
+    running: () => {
+      running = true;
+    },
+    release: () => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      process.off("SIGHUP", reload);
+    },
+  };
 }

@@ -153,6 +153,19 @@ describe.skipIf(!canRunIntegration)("wontun show, reload and down", () => {
     expect(again.stderr).toContain(`no wontun running for ${n.ifA}`);
   });
 
+  test("SIGTERM during start-up: start-up finishes, then everything is undone and the exit is 0", async () => {
+    const n = await pair("ctl-early");
+    for (const moment of ["control socket", "running"]) {
+      const p = n.a.spawn([...wontunCommand(), "up", n.fileA, "--log-level", "debug"]);
+      await waitFor(() => p.output().includes(moment), 10_000, `"${moment}" in the log`);
+      p.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      expect(p.output()).toContain("stopped; interface removed");
+      expect((await n.a.run(["ip", "link", "show", n.ifA])).code).not.toBe(0);
+      expect(existsSync(`/var/run/wireguard/${n.ifA}.sock`)).toBe(false);
+    }
+  });
+
   test("plaintext mode: show --json names peers and reports the session state", async () => {
     const lab = await env.lab("ctl-plain");
     const dir = env.dir();

@@ -6,7 +6,7 @@ import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
-import { runUntilStopped } from "../../daemon/lifecycle.ts";
+import { handleSignals } from "../../daemon/lifecycle.ts";
 import { socketDir } from "../running-tunnel.ts";
 import { HostSetup } from "../../host/setup.ts";
 import { notifyReady, notifyReloading, notifyStopping } from "../../host/notify.ts";
@@ -124,6 +124,11 @@ export const upCommand = defineCommand({
         log.warn(`systemd notification failed: ${(e as Error).message}`);
       }
     };
+    const signals = handleSignals(daemon, log, {
+      onStop: () => tellSystemd(notifyStopping),
+      beforeReload: () => tellSystemd(notifyReloading),
+      afterReload: () => tellSystemd(() => notifyReady()),
+    });
     try {
       await daemon.start();
       if (mesh) {
@@ -134,12 +139,10 @@ export const upCommand = defineCommand({
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
       tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
-      await runUntilStopped(daemon, log, {
-        onStop: () => tellSystemd(notifyStopping),
-        beforeReload: () => tellSystemd(notifyReloading),
-        afterReload: () => tellSystemd(() => notifyReady()),
-      });
+      signals.running();
+      await daemon.run();
     } finally {
+      signals.release();
       await mesh?.stop();
       await host.teardown(() => daemon.close());
     }

@@ -12,7 +12,7 @@ import { reportFailure, reportReady, runDetached } from "../../daemon/detach.ts"
 import { emptyWireGuardConfig } from "../../config/model.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import type { KernelTun } from "../../device/tun-kernel.ts";
-import { runUntilStopped } from "../../daemon/lifecycle.ts";
+import { handleSignals } from "../../daemon/lifecycle.ts";
 import { UsageError } from "../errors.ts";
 import { socketDir } from "../running-tunnel.ts";
 import { VERSION } from "../version.ts";
@@ -93,18 +93,22 @@ export async function runUserspace(argv: string[]): Promise<number> {
   });
   // As wireguard-go: an existing persistent TUN of that name is attached to (nothing is configured on it here).
   (daemon.device.tun as KernelTun).existing = "attach";
+  const signals = handleSignals(daemon, log);
   try {
     await daemon.start();
   } catch (err) {
+    signals.release();
     daemon.close();
     reportFailure(`wontun: ${(err as Error).message}`);
     throw err;
   }
   log.info(`${daemon.interfaceName}: running; configure it with wg (control socket ${daemon.socketPath})`);
   reportReady();
+  signals.running();
   try {
-    await runUntilStopped(daemon, log);
+    await daemon.run();
   } finally {
+    signals.release();
     daemon.close();
   }
   log.info(`${daemon.interfaceName}: stopped`);
