@@ -67,6 +67,23 @@ export interface PeerStatus {
   state: string;
 }
 
+/** A peer's status with nothing known yet: what a status parser fills in, and tests' base. */
+export function blankPeerStatus(id: PeerId): PeerStatus {
+  return {
+    id,
+    name: "",
+    publicKey: null,
+    presharedKey: null,
+    endpoint: null,
+    persistentKeepalive: 0,
+    allowedIps: [],
+    lastHandshake: { sec: 0, nsec: 0 },
+    rxBytes: 0,
+    txBytes: 0,
+    state: "",
+  };
+}
+
 export interface DeviceStatus {
   mode: ConfigMode;
   interfaceName: string;

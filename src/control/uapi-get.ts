@@ -26,7 +26,7 @@
 import { formatCidr, parseCidr, type Cidr } from "../net/ip.ts";
 import { formatEndpoint, parseEndpoint } from "../net/endpoint.ts";
 import type { ConfigMode } from "../config/model.ts";
-import { ControlError, UAPI_EPROTO, type DeviceStatus, type MeshStatus, type PeerStatus } from "./model.ts";
+import { ControlError, UAPI_EPROTO, blankPeerStatus, type DeviceStatus, type MeshStatus, type PeerStatus } from "./model.ts";
 import { ZERO_KEY_HEX, errnoLine, isZeroKey, keyFromHex, keyToHex } from "./uapi-values.ts";
 
 /** The answer to `get=1`, ending with "errno=0\n\n". */
@@ -160,7 +160,7 @@ export function parseStatusResponse(text: string): DeviceStatus {
     }
     const sectionKey = status.mode === "wireguard" ? "public_key" : "name";
     if (key === sectionKey) {
-      peer = emptyPeer(status.peers.length);
+      peer = blankPeerStatus(status.peers.length);
       if (status.mode === "wireguard") peer.publicKey = key32(value, where, key);
       else peer.name = value;
       status.peers.push(peer);
@@ -252,22 +252,6 @@ function readPeerLine(peer: PeerStatus, mode: ConfigMode, key: string, value: st
       break;
     default: break; // a newer daemon's key
   }
-}
-
-function emptyPeer(index: number): PeerStatus {
-  return {
-    id: index,
-    name: "",
-    publicKey: null,
-    presharedKey: null,
-    endpoint: null,
-    persistentKeepalive: 0,
-    allowedIps: [],
-    lastHandshake: { sec: 0, nsec: 0 },
-    rxBytes: 0,
-    txBytes: 0,
-    state: "",
-  };
 }
 
 function key32(value: string, where: string, key: string): Uint8Array {

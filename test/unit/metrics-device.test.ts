@@ -5,7 +5,7 @@ import { MetricsWriter } from "../../src/metrics/text-format.ts";
 import { writeDeviceMetrics } from "../../src/metrics/device-metrics.ts";
 import { showJson } from "../../src/control/status-render.ts";
 import { formatStatusResponse, parseStatusResponse } from "../../src/control/uapi-get.ts";
-import type { DeviceStatus, PeerStatus } from "../../src/control/model.ts";
+import { blankPeerStatus, type DeviceStatus, type PeerStatus } from "../../src/control/model.ts";
 import { parseCidr } from "../../src/net/ip.ts";
 import { parsePrometheusText, type PromFamily } from "../helpers/prometheus-text.ts";
 
@@ -13,20 +13,7 @@ const KEY_A = new Uint8Array(32).fill(1);
 const KEY_B = new Uint8Array(32).fill(2);
 
 function peer(over: Partial<PeerStatus>): PeerStatus {
-  return {
-    id: 1,
-    name: "",
-    publicKey: null,
-    presharedKey: null,
-    endpoint: null,
-    persistentKeepalive: 0,
-    allowedIps: [],
-    lastHandshake: { sec: 0, nsec: 0 },
-    rxBytes: 0,
-    txBytes: 0,
-    state: "no session",
-    ...over,
-  };
+  return { ...blankPeerStatus(1), state: "no session", ...over };
 }
 
 function cidr(text: string) {

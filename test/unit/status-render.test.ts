@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { renderDump, renderShow, showJson, sortPeers } from "../../src/control/status-render.ts";
-import type { DeviceStatus, PeerStatus } from "../../src/control/model.ts";
+import { blankPeerStatus, type DeviceStatus, type PeerStatus } from "../../src/control/model.ts";
 import { parseCidr, type Cidr } from "../../src/net/ip.ts";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 
@@ -19,20 +19,7 @@ function ep(t: string): Endpoint {
   return parseEndpoint(t) as Endpoint;
 }
 function peer(over: Partial<PeerStatus>): PeerStatus {
-  return {
-    id: 0,
-    name: "",
-    publicKey: null,
-    presharedKey: null,
-    endpoint: null,
-    persistentKeepalive: 0,
-    allowedIps: [],
-    lastHandshake: { sec: 0, nsec: 0 },
-    rxBytes: 0,
-    txBytes: 0,
-    state: "",
-    ...over,
-  };
+  return { ...blankPeerStatus(0), ...over };
 }
 
 const wg: DeviceStatus = {

@@ -5,6 +5,7 @@ import { parseRequestHead } from "../../src/control/uapi-request.ts";
 import { errnoLine, keyToHex } from "../../src/control/uapi-values.ts";
 import {
   ControlError,
+  blankPeerStatus,
   UAPI_EINVAL,
   UAPI_EPROTO,
   type DeviceStatus,
@@ -310,20 +311,7 @@ describe("parseRequestHead", () => {
 });
 
 function peer(over: Partial<PeerStatus>): PeerStatus {
-  return {
-    id: 0,
-    name: "",
-    publicKey: null,
-    presharedKey: null,
-    endpoint: null,
-    persistentKeepalive: 0,
-    allowedIps: [],
-    lastHandshake: { sec: 0, nsec: 0 },
-    rxBytes: 0,
-    txBytes: 0,
-    state: "no session",
-    ...over,
-  };
+  return { ...blankPeerStatus(0), state: "no session", ...over };
 }
 
 const wgStatus: DeviceStatus = {
