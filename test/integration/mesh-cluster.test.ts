@@ -4,13 +4,13 @@
 // leader is killed, then every member is stopped for 20 s: pings never stop, a node restarted
 // meanwhile comes back from its cache, and a node that joined meanwhile is seen by all when etcd
 // returns. Every namespace and interface name starts with "h13".
-import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canRunIntegration, Lab, waitFor, type Host, type SpawnedProcess } from "../helpers/netns.ts";
-import { ConfigDir, ping, startWontun, wontunCommand } from "../helpers/wontun-node.ts";
+import { ConfigDir, ping, startWontun } from "../helpers/wontun-node.ts";
 import { newKeys, type WgKeys } from "../helpers/wireguard.ts";
+import { meshScratchPerTest, meshSwitch, plugIn, showNode } from "../helpers/mesh-lab.ts";
 import { etcdctl, etcdLeader, type EtcdMember, hasEtcd, spawnEtcd, startEtcdCluster } from "../helpers/etcd.ts";
 
 const PREFIX = "/wontun/h13cluster";
@@ -19,14 +19,7 @@ let lab: Lab | null = null;
 let dir: ConfigDir | null = null;
 let data: string | null = null;
 
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  if (data) rmSync(data, { recursive: true, force: true });
-  lab = null;
-  dir = null;
-  data = null;
-});
+const scratch = meshScratchPerTest("h13");
 
 interface Node {
   name: string;
@@ -38,15 +31,6 @@ interface Node {
   ip: string;
 }
 
-async function attach(sw: Host, host: Host, index: number, ip: string): Promise<void> {
-  const a = `h13v${index}a`;
-  const b = `h13v${index}b`;
-  await host.ip(`link add ${a} type veth peer name ${b} netns ${sw.name}`);
-  await host.ip(`addr add ${ip}/24 dev ${a}`);
-  await host.ip(`link set ${a} up`);
-  await sw.ip(`link set ${b} master h13br0`);
-  await sw.ip(`link set ${b} up`);
-}
 
 function meshConfig(keys: WgKeys, name: string, endpoint: string | null, extra = ""): string {
   return `[Interface]
@@ -62,11 +46,7 @@ ${endpoint ? `Endpoint = ${endpoint}:51820\n` : ""}Cache = ${join(data!, `${name
 `;
 }
 
-async function show(host: Host, iface: string): Promise<any> {
-  const r = await host.run([...wontunCommand(), "show", iface, "--json"]);
-  if (r.code !== 0) throw new Error(`wontun show ${iface}: ${r.stderr}`);
-  return JSON.parse(r.stdout).interfaces[0];
-}
+const show = showNode;
 
 async function peerKeys(node: Node): Promise<string[]> {
   return (await show(node.host, node.name)).peers.map((p: { publicKey: string }) => p.publicKey);
@@ -83,22 +63,18 @@ function pingLoop(host: Host, address: string, seconds: number): Promise<[number
 
 describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on a 3-member etcd cluster", () => {
   test("6 nodes, endpoint change, leader kill, etcd down 20 s, restart from cache, join meanwhile", async () => {
-    lab = await Lab.create("mesh-cluster", "h13");
-    dir = new ConfigDir();
-    data = mkdtempSync(join(tmpdir(), "h13-cluster-"));
-    const sw = await lab.host("sw");
-    await sw.ip("link add h13br0 type bridge");
-    await sw.ip("link set h13br0 up");
+    ({ lab, dir, data } = await scratch.open("mesh-cluster"));
+    const sw = await meshSwitch(lab, "h13");
     const cluster: EtcdMember[] = [];
     for (const [i, ip] of ETCD_IPS.entries()) {
       const host = await lab.host(`e${i + 1}`);
-      await attach(sw, host, 10 + i, ip);
+      await plugIn(sw, host, "h13", 10 + i, [ip]);
       cluster.push({ host, ip, name: `e${i + 1}` });
     }
     const hosts: Host[] = [];
     for (let i = 1; i <= 7; i++) {
       const h = await lab.host(`n${i}`);
-      await attach(sw, h, i, `192.0.2.${i}`);
+      await plugIn(sw, h, "h13", i, [`192.0.2.${i}`]);
       // Nodes with endpoints relay for those without: forwarding on (inside this namespace only).
       await h.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
       hosts.push(h);

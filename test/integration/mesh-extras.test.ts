@@ -19,6 +19,7 @@ import { canRunIntegration, Lab, waitFor, type Host, type SpawnedProcess } from 
 import { COMPILED, ConfigDir, ping, startWontun, wontunCommand } from "../helpers/wontun-node.ts";
 import { newKeys, type WgKeys } from "../helpers/wireguard.ts";
 import { etcdctl, hasEtcd, spawnEtcd, startEtcd } from "../helpers/etcd.ts";
+import { meshSwitch, plugIn, showNode } from "../helpers/mesh-lab.ts";
 import { parsePrometheusText, type PromFamily } from "../helpers/prometheus-text.ts";
 
 const ETCD_IP = "192.0.2.100";
@@ -44,13 +45,7 @@ function segment(publicKey: string): string {
   return publicKey.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-async function attach(sw: Host, host: Host, index: number, ips: string[]): Promise<void> {
-  await host.ip(`link add h14v${index}a type veth peer name h14v${index}b netns ${sw.name}`);
-  for (const ip of ips) await host.ip(`addr add ${ip}/24 dev h14v${index}a`);
-  await host.ip(`link set h14v${index}a up`);
-  await sw.ip(`link set h14v${index}b master h14br0`);
-  await sw.ip(`link set h14v${index}b up`);
-}
+const attach = (sw: Host, host: Host, index: number, ips: string[]) => plugIn(sw, host, "h14", index, ips);
 
 /** Before any process runs in `host`: its own /etc/hosts and a resolv.conf whose server refuses at once. */
 function netnsEtc(host: Host, hosts: string): string {
@@ -79,11 +74,7 @@ Cache = ${join(w!.data, `${name}.mesh.json`)}
 `;
 }
 
-async function show(host: Host, iface: string): Promise<any> {
-  const r = await host.run([...wontunCommand(), "show", iface, "--json"], { timeoutMs: 15_000 });
-  if (r.code !== 0) throw new Error(`wontun show ${iface}: ${r.stderr}`);
-  return JSON.parse(r.stdout).interfaces[0];
-}
+const show = showNode;
 
 async function record(publicKey: string): Promise<any> {
   const r = await etcdctl(w!.e, ETCD_IP, [...ROOT, "get", `${PREFIX}/nodes/${segment(publicKey)}`, "--print-value-only"]);
@@ -115,9 +106,7 @@ beforeAll(async () => {
   const lab = await Lab.create("mesh-extras", "h14");
   const dir = new ConfigDir();
   const data = mkdtempSync(join(tmpdir(), "h14-mesh-"));
-  const sw = await lab.host("sw");
-  await sw.ip("link add h14br0 type bridge");
-  await sw.ip("link set h14br0 up");
+  const sw = await meshSwitch(lab, "h14");
   const e = await lab.host("e");
   await attach(sw, e, 0, [ETCD_IP]);
   const n: Host[] = [];

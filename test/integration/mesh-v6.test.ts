@@ -1,43 +1,24 @@
 // The mesh on an IPv6 network (fd70::/64), over an IPv6 underlay: two nodes claim /128s and
 // ping each other. Every namespace and interface name starts with "h13".
-import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { canRunIntegration, Lab, waitFor, type Host } from "../helpers/netns.ts";
 import { ConfigDir, startWontun } from "../helpers/wontun-node.ts";
 import { newKeys } from "../helpers/wireguard.ts";
+import { meshScratchPerTest, meshSwitch, plugIn } from "../helpers/mesh-lab.ts";
 import { hasEtcd, startEtcd } from "../helpers/etcd.ts";
 
 let lab: Lab | null = null;
 let dir: ConfigDir | null = null;
 let data: string | null = null;
 
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  if (data) rmSync(data, { recursive: true, force: true });
-  lab = null;
-  dir = null;
-  data = null;
-});
+const scratch = meshScratchPerTest("h13");
 
 describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on IPv6", () => {
   test("two nodes on fd70::/64 over a v6 underlay", async () => {
-    lab = await Lab.create("mesh-v6", "h13");
-    dir = new ConfigDir();
-    data = mkdtempSync(join(tmpdir(), "h13-v6-"));
-    const sw = await lab.host("sw");
-    await sw.ip("link add h13br0 type bridge");
-    await sw.ip("link set h13br0 up");
-    const attach = async (host: Host, i: number, v4: string, v6: string) => {
-      await host.ip(`link add h13v${i}a type veth peer name h13v${i}b netns ${sw.name}`);
-      await host.ip(`addr add ${v4}/24 dev h13v${i}a`);
-      await host.ip(`addr add ${v6}/64 dev h13v${i}a nodad`);
-      await host.ip(`link set h13v${i}a up`);
-      await sw.ip(`link set h13v${i}b master h13br0`);
-      await sw.ip(`link set h13v${i}b up`);
-    };
+    ({ lab, dir, data } = await scratch.open("mesh-v6"));
+    const sw = await meshSwitch(lab, "h13");
+    const attach = (host: Host, i: number, v4: string, v6: string) => plugIn(sw, host, "h13", i, [v4, `${v6}/64`]);
     const e = await lab.host("e");
     await attach(e, 0, "192.0.2.100", "2001:db8::100");
     const hosts = [await lab.host("n1"), await lab.host("n2")];

@@ -3,13 +3,13 @@
 // lease: gone within 2 s), is SIGKILLed (gone after its TTL); bad records written with etcdctl
 // are ignored; with etcd stopped the tunnels keep working. Every namespace and interface name
 // starts with "h13". Hosts share one bridge (192.0.2.0/24) in a switch namespace.
-import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { canRunIntegration, Lab, waitFor, type Host, type SpawnedProcess } from "../helpers/netns.ts";
 import { COMPILED, ConfigDir, ping, startWontun, wontunCommand } from "../helpers/wontun-node.ts";
 import { newKeys, type WgKeys } from "../helpers/wireguard.ts";
+import { meshScratchPerTest, meshSwitch, plugIn, showNode } from "../helpers/mesh-lab.ts";
 import { etcdctl, hasEtcd, spawnEtcd, startEtcd } from "../helpers/etcd.ts";
 
 const ETCD_IP = "192.0.2.100";
@@ -18,14 +18,7 @@ let lab: Lab | null = null;
 let dir: ConfigDir | null = null;
 let data: string | null = null;
 
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  if (data) rmSync(data, { recursive: true, force: true });
-  lab = null;
-  dir = null;
-  data = null;
-});
+const scratch = meshScratchPerTest("h13");
 
 interface Node {
   name: string;
@@ -36,15 +29,6 @@ interface Node {
   config: string;
 }
 
-async function attach(sw: Host, host: Host, index: number, ip: string): Promise<void> {
-  const a = `h13v${index}a`;
-  const b = `h13v${index}b`;
-  await host.ip(`link add ${a} type veth peer name ${b} netns ${sw.name}`);
-  await host.ip(`addr add ${ip}/24 dev ${a}`);
-  await host.ip(`link set ${a} up`);
-  await sw.ip(`link set ${b} master h13br0`);
-  await sw.ip(`link set ${b} up`);
-}
 
 function meshConfig(keys: WgKeys, opts: { name: string; ip: string | null; cache: string; ttl: number }): string {
   return `[Interface]
@@ -78,11 +62,7 @@ async function runNode(host: Host, name: string, keys: WgKeys, config: string, b
   return { name, host, keys, proc, address, config };
 }
 
-async function show(host: Host, iface: string): Promise<any> {
-  const r = await host.run([...wontunCommand(), "show", iface, "--json"]);
-  if (r.code !== 0) throw new Error(`wontun show ${iface}: ${r.stderr}`);
-  return JSON.parse(r.stdout).interfaces[0];
-}
+const show = showNode;
 
 async function peerKeys(node: Node): Promise<string[]> {
   return (await show(node.host, node.name)).peers.map((p: { publicKey: string }) => p.publicKey);
@@ -90,18 +70,14 @@ async function peerKeys(node: Node): Promise<string[]> {
 
 describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
   test("three nodes mesh; join, leave, crash, bad records, etcd down", async () => {
-    lab = await Lab.create("mesh", "h13");
-    dir = new ConfigDir();
-    data = mkdtempSync(join(tmpdir(), "h13-mesh-"));
-    const sw = await lab.host("sw");
-    await sw.ip("link add h13br0 type bridge");
-    await sw.ip("link set h13br0 up");
+    ({ lab, dir, data } = await scratch.open("mesh"));
+    const sw = await meshSwitch(lab, "h13");
     const e = await lab.host("e");
-    await attach(sw, e, 0, ETCD_IP);
+    await plugIn(sw, e, "h13", 0, [ETCD_IP]);
     const hosts: Host[] = [];
     for (let i = 1; i <= 4; i++) {
       const h = await lab.host(`n${i}`);
-      await attach(sw, h, i, `192.0.2.${i}`);
+      await plugIn(sw, h, "h13", i, [`192.0.2.${i}`]);
       hosts.push(h);
     }
     let etcd = await startEtcd(e, ETCD_IP, data);
@@ -205,16 +181,12 @@ describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
   }, 120_000);
 
   test("TLS: the right CA connects, a wrong CA is refused with a clear error", async () => {
-    lab = await Lab.create("mesh-tls", "h13");
-    dir = new ConfigDir();
-    data = mkdtempSync(join(tmpdir(), "h13-tls-"));
-    const sw = await lab.host("sw");
-    await sw.ip("link add h13br0 type bridge");
-    await sw.ip("link set h13br0 up");
+    ({ lab, dir, data } = await scratch.open("mesh-tls"));
+    const sw = await meshSwitch(lab, "h13");
     const e = await lab.host("e");
-    await attach(sw, e, 0, ETCD_IP);
+    await plugIn(sw, e, "h13", 0, [ETCD_IP]);
     const n1 = await lab.host("n1");
-    await attach(sw, n1, 1, "192.0.2.1");
+    await plugIn(sw, n1, "h13", 1, ["192.0.2.1"]);
     const ssl = (...args: string[]) => {
       const r = Bun.spawnSync(["openssl", ...args], { cwd: data!, stderr: "pipe" });
       if (r.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
