@@ -4,7 +4,7 @@
 // are ignored; with etcd stopped the tunnels keep working. Every namespace and interface name
 // starts with "h13". Hosts share one bridge (192.0.2.0/24) in a switch namespace.
 import { describe, expect, test } from "bun:test";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { canRunIntegration, Lab, waitFor, type Host, type SpawnedProcess } from "../helpers/netns.ts";
 import { COMPILED, ConfigDir, ping, startWontun, wontunCommand } from "../helpers/wontun-node.ts";
@@ -121,6 +121,8 @@ describe.skipIf(!canRunIntegration || !hasEtcd)("mesh on etcd", () => {
     // SIGKILL: gone after its lease (TTL 3 s).
     nodes[2].proc.kill("SIGKILL");
     await nodes[2].proc.exited;
+    // A killed daemon cannot remove its control socket; the test must not leave it behind.
+    rmSync("/var/run/wireguard/h13m3.sock", { force: true });
     await waitFor(async () => (await Promise.all(nodes.slice(0, 2).map(peerKeys))).every((keys) => !keys.includes(nodes[2].keys.publicKey)), 8000, "h13m3 gone after its TTL");
 
     // Bad records: malformed, huge, another node's address, our own key with another name.
