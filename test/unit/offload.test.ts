@@ -789,17 +789,47 @@ describe("TcpCoalescer", () => {
     expect(coalesce([p[0], otherAck, fixedId]).map((o) => o.segments)).toEqual([1, 1, 1]);
   });
 
-  test("bad checksums are not glued (the kernel would trust the merged packet)", () => {
+  test("bad checksums are not glued when verified (the kernel would trust the merged packet)", () => {
+    const verifying = () => new TcpCoalescer(64, false);
     const p = flow(4, 3);
     const corrupt = p[1].slice();
     corrupt[100] ^= 1;
-    expect(coalesce([p[0], corrupt, p[2]]).map((o) => o.segments)).toEqual([1, 1, 1]);
+    expect(coalesce([p[0], corrupt, p[2]], verifying()).map((o) => o.segments)).toEqual([1, 1, 1]);
     const corruptFirst = p[0].slice();
     corruptFirst[100] ^= 1;
-    expect(coalesce([corruptFirst, p[1], p[2]]).map((o) => o.segments)).toEqual([1, 2]);
+    expect(coalesce([corruptFirst, p[1], p[2]], verifying()).map((o) => o.segments)).toEqual([1, 2]);
     const badIpHeader = p[1].slice();
     badIpHeader[10] ^= 0x10; // the IPv4 header checksum itself
-    expect(coalesce([p[0], badIpHeader]).map((o) => o.segments)).toEqual([1, 1]);
+    expect(coalesce([p[0], badIpHeader], verifying()).map((o) => o.segments)).toEqual([1, 1]);
+  });
+
+  test("trusting checksums (the AEAD authenticated the packets) glues without verifying them", () => {
+    const p = flow(4, 3);
+    const corrupt = p[1].slice();
+    corrupt[100] ^= 1; // a peer's own mistake: authenticated, passed on as the peer sent it
+    const outs = coalesce([p[0], corrupt, p[2]], new TcpCoalescer(64, true));
+    expect(outs.map((o) => o.segments)).toEqual([3]);
+    expect(outs[0].pkt[40 + 1000 + (100 - 40)]).toBe(corrupt[100]); // headers, first payload, the flipped byte
+    // Good segments still come out as a correct super-packet: the kernel completes its checksum.
+    const good = coalesce(flow(6, 4), new TcpCoalescer(64, true));
+    expect(good.map((o) => o.segments)).toEqual([4]);
+    const whole = kernelCompletes(good[0].pkt, good[0].hdr);
+    expect(l4ChecksumValid(whole)).toBe(true);
+  });
+
+  test("WONTUN_TRUST_INNER_CSUM sets the default; on unless 0/off/false/no", () => {
+    const saved = process.env.WONTUN_TRUST_INNER_CSUM;
+    try {
+      delete process.env.WONTUN_TRUST_INNER_CSUM;
+      expect(new TcpCoalescer().trustChecksums).toBe(true);
+      process.env.WONTUN_TRUST_INNER_CSUM = "0";
+      expect(new TcpCoalescer().trustChecksums).toBe(false);
+      process.env.WONTUN_TRUST_INNER_CSUM = "1";
+      expect(new TcpCoalescer().trustChecksums).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env.WONTUN_TRUST_INNER_CSUM;
+      else process.env.WONTUN_TRUST_INNER_CSUM = saved;
+    }
   });
 
   test("IPv4 with options or fragments is passed through", () => {

@@ -6,6 +6,7 @@
 
 import { fold, ipv4HeaderChecksum, pseudoHeaderSum, sumBytes } from "./checksum.ts";
 import { copyBytes } from "./copy-bytes.ts";
+import { envSwitch, TRUST_INNER_CSUM_ENV } from "./switches.ts";
 import {
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_TCPV4,
@@ -42,15 +43,22 @@ const EMPTY = new Uint8Array(0);
  * header length, option bytes, ACK number and window; flags ACK or ACK|PSH only; a payload; seq
  * right after the item's last byte; IPv4 ID one more than the previous; a payload no longer than
  * the item's first (a shorter one, or PSH, closes the item); the IP length staying within 65535
- * and at most COALESCE_MAX_SEGMENTS segments. Both TCP checksums (and IPv4 header checksums) are
- * verified before gluing, because the kernel trusts a CHECKSUM_PARTIAL packet's payload.
+ * and at most COALESCE_MAX_SEGMENTS segments. Unless `trustChecksums`, both TCP checksums (and
+ * IPv4 header checksums) are verified before gluing, because the kernel trusts a CHECKSUM_PARTIAL
+ * packet's payload. With `trustChecksums` (default: WONTUN_TRUST_INNER_CSUM, on) they are not:
+ * a WireGuard transport packet's Poly1305 tag has already authenticated every byte the peer sent,
+ * so a checksum pass over the payload can only find what the peer itself got wrong, and
+ * verifying cost ~10 % of the receiving end's CPU. (wontun's plaintext protocol has no tag, but its
+ * datagrams carry a UDP checksum over the same bytes that the kernel verified on receipt.)
  * Packets that cannot join anything (other protocols, SYN/FIN/RST/URG/ECE/CWR, pure ACKs, bad
- * checksums) become items of their own; only-child items go out as they came, with a zero
+ * checksums when verified) become items of their own; only-child items go out as they came, with a zero
  * vnet header written into the VNET_HDR_LEN bytes of headroom the caller leaves before each.
  * Outputs are in the order of their items' first packets.
  */
 export class TcpCoalescer {
   readonly maxPackets: number;
+  /** Glue segments without verifying their checksums (see above); may be changed between batches. */
+  trustChecksums: boolean;
 
   // Per packet, in add() order.
   private readonly packetBuffer: Uint8Array[];
@@ -97,9 +105,10 @@ export class TcpCoalescer {
   private curFlowHash = 0;
   private curEligible = false;
 
-  constructor(maxPackets = 64) {
+  constructor(maxPackets = 64, trustChecksums = envSwitch(TRUST_INNER_CSUM_ENV, true)) {
     if (!Number.isInteger(maxPackets) || maxPackets < 1) throw new RangeError(`bad maxPackets ${maxPackets}`);
     this.maxPackets = maxPackets;
+    this.trustChecksums = trustChecksums;
     this.packetBuffer = new Array<Uint8Array>(maxPackets).fill(EMPTY);
     this.packetOffset = new Int32Array(maxPackets);
     this.packetLength = new Int32Array(maxPackets);
@@ -320,6 +329,7 @@ export class TcpCoalescer {
 
     // Checksums last: they cost a pass over the payload. The first packet is checked only once a
     // second one wants to join; a lone packet goes out as it came and the kernel checks it.
+    if (this.trustChecksums) return true;
     if (!checksumsValid(buf, off, version, ipHeader, tcpHeader + payload)) return false;
     if (this.itemSegments[i] === 1) {
       const firstTcpLength = tcpHeader + this.itemGsoSize[i];
