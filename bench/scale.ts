@@ -14,6 +14,8 @@
 //
 //   bun bench/scale.ts [--peers 1000] [--rate-seconds 5] [--rate-runs 3] [--sources 506] [--runs 10]
 //                      [--prefixes 100000] [--no-wg-go] [--quick] [--out DIR]
+//                      [--only version,inprocess,trie,startup,peers] [--binary PATH]
+//                      [--variants 'NAME:K=V,K=V;NAME2:K=V'] [--variant-rounds N]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/keys.ts";
@@ -56,6 +58,15 @@ Options:
                      Debian's; each skipped anyway when missing, and both without wg)
   --quick            a small, fast pass (100 peers, one 2 s window, 3 runs, 10k prefixes)
   --out DIR          where to write results (default bench/results)
+  --only LIST        run only these parts: version, inprocess, trie, startup, peers (the N-peer
+                     connect and handshake-rate tests; with wireguard-go unless --no-wg-go)
+  --binary PATH      the wontun to run (default dist/wontun; e.g. a script that runs
+                     \`bun --cpu-prof-md src/cli/main.ts "$@"\` to profile the responder)
+  --variants SPEC    A/B runs of the N-peer tests: "NAME:K=V,K=V;NAME2:K=V" runs the wontun
+                     responder once per variant with those environment variables (e.g.
+                     "off:WONTUN_HS_FAST=0;on:WONTUN_HS_FAST=1"), interleaved --variant-rounds
+                     times; reports each variant's medians and its ratio to the first variant
+  --variant-rounds N rounds of the variants (default 3)
   --help
 
 The comparison is against wireguard-go (current), the current upstream build (WIREGUARD_GO=PATH
@@ -74,7 +85,56 @@ const config = {
   wgGo: !opts.has("no-wg-go") && findWireguardGo().hasWg,
   quick,
   out: opts.get("out") ?? RESULTS,
+  only: new Set((opts.get("only") ?? "version,inprocess,trie,startup,peers").split(",").map((x) => x.trim())),
+  binary: opts.get("binary") ?? BINARY,
+  variants: parseVariants(opts.get("variants")),
+  variantRounds: numberOption(opts, "variant-rounds", 3, 1),
 };
+for (const part of config.only) {
+  if (!["version", "inprocess", "trie", "startup", "peers"].includes(part)) {
+    console.error(`--only: unknown part "${part}" (version, inprocess, trie, startup, peers)`);
+    process.exit(2);
+  }
+}
+
+interface Variant {
+  name: string;
+  env: Record<string, string>;
+}
+
+/** "NAME:K=V,K=V;NAME2:K=V" -> variants (an empty list when absent). */
+function parseVariants(spec: string | undefined): Variant[] {
+  if (!spec) return [];
+  return spec.split(";").filter((v) => v.trim()).map((v) => {
+    const colon = v.indexOf(":");
+    const name = (colon < 0 ? v : v.slice(0, colon)).trim();
+    const env: Record<string, string> = {};
+    for (const kv of (colon < 0 ? "" : v.slice(colon + 1)).split(",")) {
+      if (!kv.trim()) continue;
+      const eq = kv.indexOf("=");
+      if (eq <= 0) {
+        console.error(`--variants: "${kv}" is not K=V`);
+        process.exit(2);
+      }
+      env[kv.slice(0, eq).trim()] = kv.slice(eq + 1).trim();
+    }
+    return { name, env };
+  });
+}
+
+/** Runs `fn` with `env` added to process.env (what spawned processes inherit), then restores it. */
+async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
 if (config.peers > 65000 || config.sources > 506) {
   console.error("--peers must be at most 65000 and --sources at most 506 (two /24 documentation ranges)");
   process.exit(2);
@@ -85,7 +145,7 @@ const SETTLE_SECONDS = 3;
 
 const missing: string[] = [];
 if (!canRunIntegration) missing.push("root, /dev/net/tun and iproute2's ip");
-if (!(await Bun.file(BINARY).exists())) missing.push(`${BINARY} (run npm run build)`);
+if (!(await Bun.file(config.binary).exists())) missing.push(`${config.binary} (run npm run build)`);
 if (missing.length) {
   console.error(`bench:scale: cannot run, missing: ${missing.join("; ")}`);
   process.exit(1);
@@ -124,15 +184,16 @@ async function timeVersion(n: number): Promise<Summary> {
   return summarize(ms);
 }
 
-progress(`--version start-up, ${config.runs * 2} runs...`);
-const version = await timeVersion(config.runs * 2);
-report.versionStartupMs = version;
+if (config.only.has("version")) {
+  progress(`--version start-up, ${config.runs * 2} runs...`);
+  report.versionStartupMs = await timeVersion(config.runs * 2);
+}
 
 // ---- 2. in-process handshakes (sans-IO) --------------------------------------------------
 
-progress("handshakes in-process (sans-IO WireGuardProtocol)...");
-const inProcessRuns = Array.from({ length: quick ? 1 : 3 }, () => measureInProcess(config.peers, quick ? 1000 : 3000));
-const inProcess = {
+const inProcessRuns = config.only.has("inprocess") ? Array.from({ length: quick ? 1 : 3 }, () => measureInProcess(config.peers, quick ? 1000 : 3000)) : [];
+if (inProcessRuns.length) progress("handshakes in-process (sans-IO WireGuardProtocol)...");
+const inProcess = !inProcessRuns.length ? null : {
   peers: config.peers,
   aead: inProcessRuns[0].aead,
   handshakesPerSecond: summarize(inProcessRuns.map((r) => r.handshakesPerSecond)),
@@ -145,8 +206,8 @@ report.inProcess = inProcess;
 
 // ---- 3. the trie (bench/trie.ts) ---------------------------------------------------------
 
-progress(`AllowedIPs trie, ${config.prefixes} prefixes (bench/trie.ts)...`);
-const trie = await (async () => {
+const trie = !config.only.has("trie") ? null : await (async () => {
+  progress(`AllowedIPs trie, ${config.prefixes} prefixes (bench/trie.ts)...`);
   const p = Bun.spawn([process.execPath, join(REPO, "bench/trie.ts"), String(config.prefixes), quick ? "500000" : "2000000"], {
     stdout: "pipe",
     stderr: "pipe",
@@ -185,7 +246,7 @@ async function timeUp(host: Host, conf: string, n: number): Promise<Startup> {
   const stop: number[] = [];
   const rss: number[] = [];
   for (let i = 0; i < n; i++) {
-    const { proc, startMs } = await startWontunBench(host, conf, { timeoutMs: 60_000 });
+    const { proc, startMs } = await startWontunBench(host, conf, { timeoutMs: 60_000, binary: config.binary });
     start.push(startMs);
     rss.push(statusMiB(proc.proc.pid, "VmRSS"));
     const t0 = performance.now();
@@ -306,6 +367,7 @@ try {
     await srv.ip(`addr add 203.0.113.254/24 dev ${srvIf}`);
 
     // -- start-up, small configs
+    if (config.only.has("startup")) {
     const baseline: number[] = [];
     for (let i = 0; i < config.runs; i++) {
       const t0 = performance.now();
@@ -326,6 +388,7 @@ try {
     report.upWg1 = await timeUp(srv, wg1, config.runs);
     progress(`wontun up start-up (1 peer, plaintext), ${config.runs} runs...`);
     report.upPlain1 = await timeUp(srv, env.dir.write(`${ifName(env.lab, "p1")}.conf`, plainConf("srv", "10.99.0.1/24")), config.runs);
+    }
 
     // -- the big config
     const n = config.peers;
@@ -342,9 +405,12 @@ try {
       listenPort: 51820,
       peers: peers.map((p) => ({ publicKey: p.publicKey, allowedIps: [`${p.address}/32`] })),
     }));
-    const bigRuns = Math.max(1, Math.ceil(config.runs / 3));
-    progress(`wontun up start-up (${n} peers, WireGuard), ${bigRuns} runs...`);
-    report.upWgBig = await timeUp(srv, bigConf, bigRuns);
+    if (config.only.has("startup")) {
+      const bigRuns = Math.max(1, Math.ceil(config.runs / 3));
+      progress(`wontun up start-up (${n} peers, WireGuard), ${bigRuns} runs...`);
+      report.upWgBig = await timeUp(srv, bigConf, bigRuns);
+    }
+    if (!config.only.has("peers")) return;
 
     const jobFor = (prepareRate: number): string => {
       const job: DriverJob = {
@@ -367,17 +433,47 @@ try {
       return env.dir.write(`driver-job-${prepareRate}.json`, JSON.stringify(job));
     };
 
-    progress(`${n} peers on wontun: handshake + ping each, then the handshake rate, ${config.rateRuns} x ${config.rateSeconds} s...`);
-    const { proc: responder, startMs } = await startWontunBench(srv, bigConf, { timeoutMs: 60_000 });
-    const rssRunning = statusMiB(responder.proc.pid, "VmRSS");
     // Every responder is offered the same: the most the pacing allows (per source address and per
     // peer), with initiations prepared for all of it, so that the offered rate is not the limit.
     const offeredCap = Math.min(sources.length * 18, n * 10);
-    const wontunRun = await drive(cli, responder.proc.pid, jobFor(offeredCap));
-    responder.kill("SIGTERM");
-    await responder.exited;
-    report.bigConfig = { peers: n, startMs, rssRunningMiB: rssRunning, ...wontunRun.connect };
-    report.overNetwork = wontunRun.rate;
+    const runWontun = async (env: Record<string, string>) => {
+      const { proc: responder, startMs } = await withEnv(env, () => startWontunBench(srv, bigConf, { timeoutMs: 60_000, binary: config.binary }));
+      const rssRunning = statusMiB(responder.proc.pid, "VmRSS");
+      const run = await drive(cli, responder.proc.pid, jobFor(offeredCap));
+      responder.kill("SIGTERM");
+      const code = await responder.exited;
+      if (code !== 0) throw new Error(`wontun exited ${code} on SIGTERM:\n${responder.output().slice(-1500)}`);
+      return { bigConfig: { peers: n, startMs, rssRunningMiB: rssRunning, ...run.connect }, overNetwork: run.rate };
+    };
+    if (config.variants.length) {
+      // A/B: each variant once per round, in turn, so that drift of the machine hits all alike.
+      const results = new Map<string, Array<Awaited<ReturnType<typeof runWontun>>>>(config.variants.map((v) => [v.name, []]));
+      for (let round = 1; round <= config.variantRounds; round++) {
+        for (const v of config.variants) {
+          progress(`round ${round}/${config.variantRounds}, variant ${v.name} (${JSON.stringify(v.env)}): ${n} peers, then the handshake rate...`);
+          results.get(v.name)!.push(await runWontun(v.env));
+        }
+      }
+      report.variants = config.variants.map((v) => {
+        const rs = results.get(v.name)!;
+        return {
+          name: v.name,
+          env: v.env,
+          connectSeconds: summarize(rs.map((x) => x.bigConfig.connect.elapsedSeconds)),
+          connectCpuPercent: summarize(rs.map((x) => x.bigConfig.responderCpuPercentDuringConnect)),
+          settledRssMiB: summarize(rs.map((x) => x.bigConfig.afterConnect.settledRssMiB)),
+          settledFileMiB: summarize(rs.map((x) => x.bigConfig.afterConnect.settledFileMiB)),
+          settledAnonMiB: summarize(rs.map((x) => x.bigConfig.afterConnect.settledAnonMiB)),
+          rssRunningMiB: summarize(rs.map((x) => x.bigConfig.rssRunningMiB)),
+          handshakesPerSecond: summarize(rs.map((x) => x.overNetwork.handshakesPerSecond.median)),
+          responderCpuPercent: summarize(rs.map((x) => x.overNetwork.responderCpuPercent.median)),
+          runs: rs,
+        };
+      });
+    } else {
+      progress(`${n} peers on wontun: handshake + ping each, then the handshake rate, ${config.rateRuns} x ${config.rateSeconds} s...`);
+      Object.assign(report, await runWontun({}));
+    }
 
     // The same peers, keys, client and pacing against wireguard-go: the current build (the
     // reference), then Debian's when installed.
@@ -432,30 +528,57 @@ const wgc = r.wireguardGoCurrent;
 const ratioTo = (label: string, v: number, ref: number, better: "higher" | "lower") =>
   `  ${label.padEnd(39)}${fmt(v / ref)}× (${better} is better)`;
 const refRun = wgc ?? wg;
+const variantLines = (): string[] => {
+  const vs = r.variants as any[] | undefined;
+  if (!vs?.length) return [];
+  const first = vs[0];
+  const ratio = (v: number, ref: number) => `×${fmt(v / ref)}`;
+  return [
+    `A/B variants of the wontun responder, ${config.variantRounds} interleaved rounds, median (min–max); ratio to "${first.name}"`,
+    ...vs.flatMap((v) => [
+      `  ${v.name.padEnd(10)} ${JSON.stringify(v.env)}`,
+      `    ${config.peers} peers connected    ${span(v.connectSeconds, "s")} ${ratio(v.connectSeconds.median, first.connectSeconds.median)}; responder CPU ${fmt(v.connectCpuPercent.median)}%`,
+      `    RSS ${SETTLE_SECONDS} s after          ${span(v.settledRssMiB, "MiB")} ${ratio(v.settledRssMiB.median, first.settledRssMiB.median)} (file ${fmt(v.settledFileMiB.median)}, anon ${fmt(v.settledAnonMiB.median)}); before any handshake ${fmt(v.rssRunningMiB.median)} MiB`,
+      `    handshakes/s over UDP  ${span(v.handshakesPerSecond, "/s")} ${ratio(v.handshakesPerSecond.median, first.handshakesPerSecond.median)}; responder CPU ${fmt(v.responderCpuPercent.median)}%`,
+    ]),
+    "",
+  ];
+};
 const table = [
   `wontun scale ${r.date} (${r.tools.wontun}), ${navigator.hardwareConcurrency} cores`,
   "",
-  "start-up, median (min–max)",
-  `  dist/wontun --version                  ${span(r.versionStartupMs)}`,
-  `  ip netns exec NS true (overhead below) ${span(r.netnsExecBaselineMs)}`,
-  `  up -> "running", WireGuard, 1 peer     ${span(r.upWg1.startMs)}; RSS ${fmt(r.upWg1.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upWg1.stopMs.median)} ms`,
-  `  up -> "running", plaintext, 1 peer     ${span(r.upPlain1.startMs)}; RSS ${fmt(r.upPlain1.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upPlain1.stopMs.median)} ms`,
-  `  up -> "running", WireGuard, ${String(config.peers).padEnd(5)} peers ${span(r.upWgBig.startMs)}; RSS ${fmt(r.upWgBig.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upWgBig.stopMs.median)} ms`,
+  ...(r.versionStartupMs || r.upWg1 ? ["start-up, median (min–max)"] : []),
+  ...(r.versionStartupMs ? [`  dist/wontun --version                  ${span(r.versionStartupMs)}`] : []),
+  ...(r.upWg1
+    ? [
+        `  ip netns exec NS true (overhead below) ${span(r.netnsExecBaselineMs)}`,
+        `  up -> "running", WireGuard, 1 peer     ${span(r.upWg1.startMs)}; RSS ${fmt(r.upWg1.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upWg1.stopMs.median)} ms`,
+        `  up -> "running", plaintext, 1 peer     ${span(r.upPlain1.startMs)}; RSS ${fmt(r.upPlain1.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upPlain1.stopMs.median)} ms`,
+        `  up -> "running", WireGuard, ${String(config.peers).padEnd(5)} peers ${span(r.upWgBig.startMs)}; RSS ${fmt(r.upWgBig.rssMiB.median)} MiB; SIGTERM -> exit ${fmt(r.upWgBig.stopMs.median)} ms`,
+      ]
+    : []),
   "",
-  `${config.peers} peers on one responder, one client process over UDP from ${config.sources} source addresses: handshake + a ping through the tunnel each`,
-  connectLine("wontun (dist/wontun up)", r.bigConfig) + `; ${fmt(r.bigConfig.rssRunningMiB)} MiB before any handshake`,
+  ...variantLines(),
+  ...(r.bigConfig || wgc || wg
+    ? [`${config.peers} peers on one responder, one client process over UDP from ${config.sources} source addresses: handshake + a ping through the tunnel each`]
+    : []),
+  ...(r.bigConfig ? [connectLine("wontun (dist/wontun up)", r.bigConfig) + `; ${fmt(r.bigConfig.rssRunningMiB)} MiB before any handshake`] : []),
   ...(wgc ? [connectLine(`${wgc.label} ${wgc.version}`, wgc) + `; ${fmt(wgc.rssConfiguredMiB)} MiB before any handshake`] : []),
   ...(wg ? [connectLine(`${wg.label} ${wg.version}`, wg) + `; ${fmt(wg.rssConfiguredMiB)} MiB before any handshake`] : []),
   "",
-  "handshakes per second (responder side: initiation in, response out), median (min–max)",
-  rateLine("wontun over UDP (dist/wontun up)", net),
+  ...(net || wgc || wg || inProcess ? ["handshakes per second (responder side: initiation in, response out), median (min–max)"] : []),
+  ...(net ? [rateLine("wontun over UDP (dist/wontun up)", net)] : []),
   ...(wgc ? [rateLine(`${wgc.label} over UDP`, wgc.overNetwork)] : []),
   ...(wg ? [rateLine(`${wg.label} over UDP`, wg.overNetwork)] : []),
-  `  ${"wontun in-process, sans-IO, one core".padEnd(39)}${span(inProcess.handshakesPerSecond, "/s")}, ${fmt(inProcess.microsecondsEach.median)} µs each; ` +
-    `cookie replies under load ${fmt(inProcess.cookieRepliesPerSecond.median)}/s`,
-  `  ${"(initiator side, in-process)".padEnd(39)}${fmt(inProcess.initiationsMadePerSecond.median)} initiations made/s`,
+  ...(inProcess
+    ? [
+        `  ${"wontun in-process, sans-IO, one core".padEnd(39)}${span(inProcess.handshakesPerSecond, "/s")}, ${fmt(inProcess.microsecondsEach.median)} µs each; ` +
+          `cookie replies under load ${fmt(inProcess.cookieRepliesPerSecond.median)}/s`,
+        `  ${"(initiator side, in-process)".padEnd(39)}${fmt(inProcess.initiationsMadePerSecond.median)} initiations made/s`,
+      ]
+    : []),
   "",
-  ...(refRun
+  ...(refRun && r.bigConfig
     ? [
         `wontun ÷ ${refRun.label} ${refRun.version} (the reference${refRun === wg ? ": NO CURRENT BUILD FOUND, Debian's is used" : ""})`,
         ratioTo(`${config.peers} peers connected, time`, r.bigConfig.connect.elapsedSeconds, refRun.connect.elapsedSeconds, "lower"),
@@ -465,10 +588,14 @@ const table = [
         "",
       ]
     : []),
-  `AllowedIPs trie, ${trie.prefixes} IPv4 prefixes (bench/trie.ts)`,
-  `  inserts                                ${fmt(trie.insertsPerSecondMillions)} M/s`,
-  `  lookups                                ${fmt(trie.lookupsPerSecondMillionsV4)} M/s IPv4 (${trie.lookupNsV4} ns), ${fmt(trie.lookupsPerSecondMillionsV6)} M/s IPv6`,
-  `  memory                                 heap +${fmt(trie.heapMiB)} MiB = ${fmt(trie.bytesPerPrefix)} B/prefix (tables ${fmt(trie.tablesMiB)} MiB)`,
+  ...(trie
+    ? [
+        `AllowedIPs trie, ${trie.prefixes} IPv4 prefixes (bench/trie.ts)`,
+        `  inserts                                ${fmt(trie.insertsPerSecondMillions)} M/s`,
+        `  lookups                                ${fmt(trie.lookupsPerSecondMillionsV4)} M/s IPv4 (${trie.lookupNsV4} ns), ${fmt(trie.lookupsPerSecondMillionsV6)} M/s IPv6`,
+        `  memory                                 heap +${fmt(trie.heapMiB)} MiB = ${fmt(trie.bytesPerPrefix)} B/prefix (tables ${fmt(trie.tablesMiB)} MiB)`,
+      ]
+    : []),
 ].join("\n");
 console.log(table);
 r.table = table;
@@ -476,7 +603,9 @@ r.table = table;
 mkdirSync(config.out, { recursive: true });
 const stamp = started.toISOString().replace(/[:.]/g, "-");
 const json = `${JSON.stringify(report, null, 2)}\n`;
-const file = join(config.out, `scale-${stamp}.json`);
+const file = join(config.out, `scale-${config.variants.length ? "ab-" : ""}${stamp}.json`);
 writeFileSync(file, json);
-writeFileSync(join(config.out, "scale-latest.json"), json);
-console.log(`\nwrote ${file}, ${join(config.out, "scale-latest.json")}`);
+// Only a complete run (every part, no variants) is "the latest"; partial and A/B runs get their own file.
+const complete = config.only.size === 5 && !config.variants.length;
+if (complete) writeFileSync(join(config.out, "scale-latest.json"), json);
+console.log(`\nwrote ${file}${complete ? `, ${join(config.out, "scale-latest.json")}` : ""}`);
