@@ -15,10 +15,10 @@ export const LONG_PAYLOAD = 768;
  * native context. Until then the key bytes wait in `pending`.
  */
 class PairKey implements AeadKey {
-  readonly backend = "libsodium+libcrypto" as const;
   long: AeadKey | null = null;
   pending: Uint8Array | null;
   constructor(
+    readonly backend: PairName,
     readonly short: AeadKey,
     key: Uint8Array,
     readonly use: KeyUse | undefined,
@@ -27,8 +27,9 @@ class PairKey implements AeadKey {
   }
 }
 
+export type PairName = "libsodium+libcrypto" | "libsodium+libgcrypt";
+
 export class BySizeBackend implements AeadBackend {
-  readonly name = "libsodium+libcrypto" as const;
   /** Told once if the long backend cannot be loaded; long payloads then stay on the short one. */
   onLongUnavailable: ((why: string) => void) | null = null;
   private long: AeadBackend | null = null;
@@ -39,12 +40,13 @@ export class BySizeBackend implements AeadBackend {
    * costs ~4 MiB of RSS that a host whose peers only exchange short packets never needs.
    */
   constructor(
+    readonly name: PairName,
     private readonly short: AeadBackend,
     private readonly loadLong: () => AeadBackend | string,
   ) {}
 
   createKey(key: Uint8Array, use?: KeyUse): AeadKey {
-    return new PairKey(this.short.createKey(key, use), key, use);
+    return new PairKey(this.name, this.short.createKey(key, use), key, use);
   }
 
   seal(key: AeadKey, counter: number, buf: Uint8Array, off: number, len: number): void {

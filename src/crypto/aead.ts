@@ -3,12 +3,16 @@
 // little-endian integer, and no associated data. Interchangeable backends, best first:
 // - "libsodium+libcrypto": libsodium for short payloads, OpenSSL for long ones, loaded on the
 //   first long payload (aead-by-size.ts);
+// - "libsodium+libgcrypt": the same with libgcrypt for long payloads (less fixed cost per call
+//   than OpenSSL 3's EVP, about the same per byte);
 // - "libsodium": one bun:ffi call per packet, the cheapest for short payloads and after idleness;
 // - "libcrypto": OpenSSL's EVP interface through bun:ffi, four calls but faster per byte;
+// - "libgcrypt": libgcrypt's cipher interface, three calls per packet;
 // - "noble": @noble/ciphers in pure JS, about ten times slower, when neither library loads.
 // All work in place on caller-owned buffers so the packet path never copies payloads.
 import { BySizeBackend } from "./aead-by-size.ts";
 import { loadLibcryptoBackend } from "./aead-libcrypto.ts";
+import { loadLibgcryptBackend } from "./aead-libgcrypt.ts";
 import { loadLibsodiumBackend } from "./aead-libsodium.ts";
 import { nobleBackend } from "./aead-noble.ts";
 import { quote } from "../text.ts";
@@ -21,9 +25,16 @@ export interface AeadKey {
   readonly backend: AeadBackend["name"];
 }
 
-export type BackendName = "libsodium+libcrypto" | "libsodium" | "libcrypto" | "noble";
+export type BackendName = "libsodium+libcrypto" | "libsodium+libgcrypt" | "libsodium" | "libcrypto" | "libgcrypt" | "noble";
 /** In order of preference. */
-export const BACKEND_NAMES: readonly BackendName[] = ["libsodium+libcrypto", "libsodium", "libcrypto", "noble"];
+export const BACKEND_NAMES: readonly BackendName[] = [
+  "libsodium+libcrypto",
+  "libsodium+libgcrypt",
+  "libsodium",
+  "libcrypto",
+  "libgcrypt",
+  "noble",
+];
 
 /** What a key will be used for: a session's send key only seals, its receive key only opens. */
 export type KeyUse = "seal" | "open" | "both";
@@ -46,12 +57,14 @@ let selected: AeadBackend | undefined;
 
 /** A backend by name, or why it cannot be used here. */
 export function loadAeadBackend(name: BackendName): AeadBackend | string {
-  if (name === "libsodium+libcrypto") {
+  if (name === "libsodium+libcrypto" || name === "libsodium+libgcrypt") {
     const short = loadLibsodiumBackend();
-    return typeof short === "string" ? short : new BySizeBackend(short, loadLibcryptoBackend);
+    if (typeof short === "string") return short;
+    return new BySizeBackend(name, short, name === "libsodium+libcrypto" ? loadLibcryptoBackend : loadLibgcryptBackend);
   }
   if (name === "libsodium") return loadLibsodiumBackend();
   if (name === "libcrypto") return loadLibcryptoBackend();
+  if (name === "libgcrypt") return loadLibgcryptBackend();
   return nobleBackend;
 }
 

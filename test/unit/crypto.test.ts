@@ -7,6 +7,7 @@ import { blake2s } from "@noble/hashes/blake2.js";
 import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { BACKEND_NAMES, loadAeadBackend, selectAeadBackend, TAG_SIZE, type AeadBackend, type AeadKey } from "../../src/crypto/aead.ts";
 import { loadLibcryptoBackend } from "../../src/crypto/aead-libcrypto.ts";
+import { loadLibgcryptBackend } from "../../src/crypto/aead-libgcrypt.ts";
 import { loadLibsodiumBackend } from "../../src/crypto/aead-libsodium.ts";
 import { BySizeBackend, LONG_PAYLOAD } from "../../src/crypto/aead-by-size.ts";
 import { nobleBackend } from "../../src/crypto/aead-noble.ts";
@@ -39,8 +40,12 @@ const range = (n: number, start = 0): Uint8Array => Uint8Array.from({ length: n 
 
 const libcrypto = loadLibcryptoBackend();
 const libsodium = loadLibsodiumBackend();
+const libgcrypt = loadLibgcryptBackend();
 const bySize = loadAeadBackend("libsodium+libcrypto");
-const backends: AeadBackend[] = [bySize, libsodium, libcrypto, nobleBackend].filter((b): b is AeadBackend => typeof b !== "string");
+const bySizeGcrypt = loadAeadBackend("libsodium+libgcrypt");
+const backends: AeadBackend[] = [bySize, bySizeGcrypt, libsodium, libcrypto, libgcrypt, nobleBackend].filter(
+  (b): b is AeadBackend => typeof b !== "string",
+);
 
 /** Deterministic pseudo-random bytes so failures reproduce. */
 function prng(seed: number): (n: number) => Uint8Array {
@@ -366,7 +371,7 @@ describe("data-path AEAD backends", () => {
     if (typeof libsodium === "string") return;
     let loads = 0;
     const told: string[] = [];
-    const backend = new BySizeBackend(libsodium, () => {
+    const backend = new BySizeBackend("libsodium+libcrypto", libsodium, () => {
       loads++;
       return "cannot load libcrypto (test)";
     });
