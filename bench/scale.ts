@@ -49,7 +49,7 @@ const HELP = `bun bench/scale.ts — handshake rate, many peers, trie size, star
 Options:
   --peers N          peers in the big config (default 1000)
   --rate-seconds S   timed window of the handshake-rate test (default 5)
-  --rate-runs N      timed windows; the figure is their median (default 3)
+  --rate-runs N      timed windows; the figure is their median (default 3; 0: connect only)
   --sources N        client source addresses (the responder limits each to 20 initiations/s
                      under load; the client paces each at 18/s; default and most 506)
   --runs N           start-ups timed per figure (default 10; --version gets twice as many)
@@ -78,7 +78,7 @@ const quick = opts.has("quick");
 const config = {
   peers: numberOption(opts, "peers", quick ? 100 : 1000, 1),
   rateSeconds: numberOption(opts, "rate-seconds", quick ? 2 : 5, 1),
-  rateRuns: numberOption(opts, "rate-runs", quick ? 1 : 3, 1),
+  rateRuns: numberOption(opts, "rate-runs", quick ? 1 : 3, 0),
   sources: numberOption(opts, "sources", quick ? 64 : 506, 1),
   runs: numberOption(opts, "runs", quick ? 3 : 10, 1),
   prefixes: numberOption(opts, "prefixes", quick ? 10_000 : 100_000, 1),
@@ -303,7 +303,8 @@ async function drive(cli: Host, pid: number, jobFile: string) {
   if (code !== 0 || !line) throw new Error(`handshake driver failed (exit ${code}):\n${out.slice(-3000)}`);
   if (process.env.DRIVER_DEBUG) process.stderr.write(out);
   const result = JSON.parse(line.slice("RESULT ".length));
-  const runs: Array<Record<string, number>> = result.rate;
+  const runs: Array<Record<string, number>> = result.rate ?? [];
+  if (!runs.length) return { connect: { afterConnect, responderCpuPercentDuringConnect: connectCpu, connect: result.connect }, rate: null as any };
   runs.forEach((r, i) => (r.responderCpuPercent = rateCpu[i]));
   return {
     connect: { afterConnect, responderCpuPercentDuringConnect: connectCpu, connect: result.connect },
@@ -425,7 +426,7 @@ try {
         rateWindow: 1_000_000, // no in-flight limit: only the pacing bounds what is offered
         connectTimeoutSeconds: 120,
         settleSeconds: SETTLE_SECONDS,
-        rateSeconds: config.rateSeconds,
+        rateSeconds: config.rateRuns > 0 ? config.rateSeconds : 0,
         rateRuns: config.rateRuns,
         warmupSeconds: 1,
         prepareRate,
@@ -465,8 +466,8 @@ try {
           settledFileMiB: summarize(rs.map((x) => x.bigConfig.afterConnect.settledFileMiB)),
           settledAnonMiB: summarize(rs.map((x) => x.bigConfig.afterConnect.settledAnonMiB)),
           rssRunningMiB: summarize(rs.map((x) => x.bigConfig.rssRunningMiB)),
-          handshakesPerSecond: summarize(rs.map((x) => x.overNetwork.handshakesPerSecond.median)),
-          responderCpuPercent: summarize(rs.map((x) => x.overNetwork.responderCpuPercent.median)),
+          handshakesPerSecond: summarize(rs.map((x) => x.overNetwork?.handshakesPerSecond.median ?? Number.NaN)),
+          responderCpuPercent: summarize(rs.map((x) => x.overNetwork?.responderCpuPercent.median ?? Number.NaN)),
           runs: rs,
         };
       });
@@ -568,8 +569,8 @@ const table = [
   "",
   ...(net || wgc || wg || inProcess ? ["handshakes per second (responder side: initiation in, response out), median (min–max)"] : []),
   ...(net ? [rateLine("wontun over UDP (dist/wontun up)", net)] : []),
-  ...(wgc ? [rateLine(`${wgc.label} over UDP`, wgc.overNetwork)] : []),
-  ...(wg ? [rateLine(`${wg.label} over UDP`, wg.overNetwork)] : []),
+  ...(wgc?.overNetwork ? [rateLine(`${wgc.label} over UDP`, wgc.overNetwork)] : []),
+  ...(wg?.overNetwork ? [rateLine(`${wg.label} over UDP`, wg.overNetwork)] : []),
   ...(inProcess
     ? [
         `  ${"wontun in-process, sans-IO, one core".padEnd(39)}${span(inProcess.handshakesPerSecond, "/s")}, ${fmt(inProcess.microsecondsEach.median)} µs each; ` +
@@ -583,8 +584,8 @@ const table = [
         `wontun ÷ ${refRun.label} ${refRun.version} (the reference${refRun === wg ? ": NO CURRENT BUILD FOUND, Debian's is used" : ""})`,
         ratioTo(`${config.peers} peers connected, time`, r.bigConfig.connect.elapsedSeconds, refRun.connect.elapsedSeconds, "lower"),
         ratioTo(`${config.peers} peers, RSS ${SETTLE_SECONDS} s after`, r.bigConfig.afterConnect.settledRssMiB, refRun.afterConnect.settledRssMiB, "lower"),
-        ratioTo("handshakes/s over UDP", net.handshakesPerSecond.median, refRun.overNetwork.handshakesPerSecond.median, "higher") +
-          (net.limitedBy !== "responder" || refRun.overNetwork.limitedBy !== "responder" ? " [a responder kept up with the offered rate: not a ratio of limits]" : ""),
+        ...(net && refRun.overNetwork ? [ratioTo("handshakes/s over UDP", net.handshakesPerSecond.median, refRun.overNetwork.handshakesPerSecond.median, "higher") +
+          (net.limitedBy !== "responder" || refRun.overNetwork.limitedBy !== "responder" ? " [a responder kept up with the offered rate: not a ratio of limits]" : "")] : []),
         "",
       ]
     : []),

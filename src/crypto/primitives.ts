@@ -7,7 +7,12 @@
 //   for node:crypto createHash("blake2s256") and ~6 µs for noble; those are the fallbacks.
 // - hmac: composed from that hash (64-byte block, ipad/opad): in Bun 1.4.5 both
 //   createHmac("blake2s256") and new Bun.CryptoHasher("blake2s256", key) throw; kdf builds on it.
-// - mac: @noble/hashes blake2s with a key: node:crypto has no keyed BLAKE2s.
+// - mac: OpenSSL's BLAKE2SMAC through bun:ffi (libcrypto-mac.ts), ~0.5 µs for an initiation's
+//   mac1; @noble/hashes' keyed blake2s (2-5 µs) when libcrypto cannot do it or WONTUN_MAC=noble.
+//   node:crypto and Bun.CryptoHasher have no keyed BLAKE2s.
+// - hmac/kdf: composed from hash(). An HMAC on the shared hasher with scratch buffers instead of
+//   fresh ones, and OpenSSL's EVP_MAC HMAC with BLAKE2S-256, were both measured no faster
+//   (~0.8-0.9 µs per HMAC, ~2.4 µs per KDF with two outputs): the native calls dominate.
 // - x25519 and the AEADs with associated data (a few of each per handshake): libsodium, one FFI
 //   call each on caller-owned memory. The alternatives left objects behind: node:crypto's X25519
 //   needs a native KeyObject per public key, @noble/ciphers allocates per call, and after a burst
@@ -19,6 +24,7 @@ import { createHash, createPrivateKey, createPublicKey, diffieHellman, type KeyO
 import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { x25519 as nobleX25519 } from "@noble/curves/ed25519.js";
 import { blake2s } from "@noble/hashes/blake2.js";
+import { libcryptoKeyedBlake2s, type KeyedBlake2s } from "./libcrypto-mac.ts";
 import { libsodium, type Libsodium } from "./libsodium.ts";
 
 export const HASH_SIZE = 32;
@@ -53,7 +59,7 @@ function pickBlake2s(): Blake2sImpl {
 /** Which implementation each primitive uses in this process (for logs and the bench). */
 export const implementations = {
   hash: pickBlake2s(),
-  mac: "noble" as const,
+  mac: "noble" as "libcrypto" | "noble", // settled on first use, see macImpl()
   x25519: "libsodium" as "libsodium" | "node:crypto" | "noble", // settled on first use, see x25519Impl()
   aead: "libsodium" as "libsodium" | "noble", // settled on first use, see aeadImpl()
 };
@@ -104,8 +110,41 @@ export function hash(...parts: Uint8Array[]): Uint8Array {
   }
 }
 
+let keyedBlake2s: KeyedBlake2s | null = null;
+let macChecked = false;
+
+/**
+ * libcrypto's BLAKE2SMAC if it loads and agrees with noble on a sample (both key sizes used),
+ * unless WONTUN_MAC=noble; settled once.
+ */
+function macImpl(): "libcrypto" | "noble" {
+  if (macChecked) return implementations.mac;
+  macChecked = true;
+  if (process.env.WONTUN_MAC?.trim().toLowerCase() === "noble") return (implementations.mac = "noble");
+  const lib = libcryptoKeyedBlake2s();
+  if (typeof lib === "string") return (implementations.mac = "noble");
+  try {
+    const data = Uint8Array.from({ length: 150 }, (_, i) => (i * 7 + 3) & 0xff);
+    for (const keyLength of [32, 16, 1]) {
+      const key = data.subarray(keyLength, keyLength * 2);
+      const expected = blake2s.create({ key, dkLen: MAC_SIZE }).update(data.subarray(3, 119)).digest();
+      if (!constantTimeEqual(lib.mac16(key, data.subarray(3, 119)), expected)) return (implementations.mac = "noble");
+    }
+  } catch {
+    return (implementations.mac = "noble");
+  }
+  keyedBlake2s = lib;
+  return (implementations.mac = "libcrypto");
+}
+
 /** Keyed BLAKE2s with a 16-byte output (WireGuard's MAC); key is 1..32 bytes. */
 export function mac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  if (macImpl() === "libcrypto" && parts.length === 1) return keyedBlake2s!.mac16(key, parts[0]);
+  return macNoble(key, ...parts);
+}
+
+/** Keyed BLAKE2s with @noble/hashes, whatever mac() uses (for tests and the bench). */
+export function macNoble(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   const h = blake2s.create({ key, dkLen: MAC_SIZE });
   for (const p of parts) h.update(p);
   return h.digest();

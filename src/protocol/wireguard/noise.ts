@@ -6,7 +6,7 @@
 //   <- s                         (responder's static key known in advance)
 //   -> e, es, s, ss  [payload]
 //   <- e, ee, se, psk [payload]
-import { aeadOpenOnce, aeadSealOnce, hash, kdf, wipe, x25519 } from "../../crypto/primitives.ts";
+import { aeadOpenOnce, aeadSealOnce, constantTimeEqual, hash, kdf, wipe, x25519 } from "../../crypto/primitives.ts";
 
 export const KEY_SIZE = 32;
 export const TAG_SIZE = 16;
@@ -24,6 +24,26 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * WONTUN_NOISE_CACHE=off: every handshake hashes the protocol name, the prologue and the first
+ * static key afresh. By default the transcript hash after them is kept (they are the same for
+ * every handshake a responder answers: its own static key), which saves three BLAKE2s calls and
+ * a TextEncoder per handshake.
+ */
+export const noiseCacheEnabled = process.env.WONTUN_NOISE_CACHE?.trim().toLowerCase() !== "off";
+
+/** The last (protocol name, prologue, first static key) and the state after mixing them in. */
+interface CachedStart {
+  name: string;
+  prologue: Uint8Array;
+  key: Uint8Array;
+  /** ck after the name (ck is h before the prologue is mixed in). */
+  ck: Uint8Array;
+  /** h after name, prologue and key. */
+  h: Uint8Array;
+}
+let cachedStart: CachedStart | null = null;
+
 /** Noise's SymmetricState: chaining key, transcript hash and the current cipher key. */
 export class SymmetricState {
   ck: Uint8Array;
@@ -31,7 +51,13 @@ export class SymmetricState {
   private k: Uint8Array | null = null;
   private n = 0;
 
-  constructor(protocolName: string) {
+  /** `from`: start from this state instead of the protocol name (taken, not copied). */
+  constructor(protocolName: string, from?: { ck: Uint8Array; h: Uint8Array }) {
+    if (from) {
+      this.ck = from.ck;
+      this.h = from.h;
+      return;
+    }
     const name = new TextEncoder().encode(protocolName);
     if (name.length <= 32) {
       this.h = new Uint8Array(32);
@@ -40,6 +66,24 @@ export class SymmetricState {
       this.h = hash(name);
     }
     this.ck = this.h.slice();
+  }
+
+  /**
+   * InitializeSymmetric(protocolName), MixHash(prologue), MixHash(key): how both sides of IK
+   * start (the key is the responder's static public key). Taken from a one-entry cache when the
+   * three are the ones of the previous call (always, for a responder).
+   */
+  static start(protocolName: string, prologue: Uint8Array, key: Uint8Array): SymmetricState {
+    const c = cachedStart;
+    if (noiseCacheEnabled && c !== null && c.name === protocolName && constantTimeEqual(c.prologue, prologue) && constantTimeEqual(c.key, key)) {
+      return new SymmetricState(protocolName, { ck: c.ck.slice(), h: c.h.slice() });
+    }
+    const st = new SymmetricState(protocolName);
+    const ck = st.ck.slice();
+    st.mixHash(prologue);
+    st.mixHash(key);
+    if (noiseCacheEnabled) cachedStart = { name: protocolName, prologue: prologue.slice(), key: key.slice(), ck, h: st.h.slice() };
+    return st;
   }
 
   mixHash(data: Uint8Array): void {
@@ -107,9 +151,7 @@ export class IKInitiator {
     /** DH(s, rs) if already known (it never changes for a pair of static keys). */
     private readonly precomputedSs: Uint8Array | null = null,
   ) {
-    this.state = new SymmetricState(protocolName);
-    this.state.mixHash(prologue);
-    this.state.mixHash(rs);
+    this.state = SymmetricState.start(protocolName, prologue, rs);
   }
 
   /** -> e, es, s, ss, payload. Returns e.pub || enc(s) || enc(payload), or null if a DH is degenerate. */
@@ -172,9 +214,7 @@ export class IKResponder {
     private readonly s: StaticKeyPair,
     private readonly staticStatic: StaticStatic = (rs) => dh(s.privateKey, rs),
   ) {
-    this.state = new SymmetricState(protocolName);
-    this.state.mixHash(prologue);
-    this.state.mixHash(s.publicKey);
+    this.state = SymmetricState.start(protocolName, prologue, s.publicKey);
   }
 
   /**
