@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { loadConfig } from "../config/load.ts";
 import { ConfigError, type Config } from "../config/model.ts";
-import type { Logger } from "../log.ts";
+import type { Logger, LogLevel } from "../log.ts";
 import { Device } from "../device/device.ts";
 import { encodeKey } from "../crypto/keys.ts";
 import { formatIp, parseIp } from "../net/ip.ts";
@@ -23,6 +23,10 @@ import type { MeshStatus } from "../control/model.ts";
 import { meshReloadChange } from "../mesh/reload.ts";
 import type { MetricsServer } from "../metrics/server.ts";
 import { writeDeviceMetrics } from "../metrics/device-metrics.ts";
+import { WireGuardProtocol } from "../protocol/wireguard/protocol.ts";
+import { SharedSessions } from "../threads/shared-sessions.ts";
+import { SharedSessionStore } from "../threads/shared-store.ts";
+import { ThreadPool } from "../threads/thread-pool.ts";
 
 /** Where userspace WireGuard implementations put their control sockets (wg looks there). */
 export const SOCKET_DIR = "/var/run/wireguard";
@@ -44,6 +48,10 @@ export interface DaemonOptions {
   metrics?: MetricsServer | null;
   /** wontun's version, for wontun_info. */
   version?: string;
+  /** Data-path threads (WireGuard mode; default 1). */
+  threads?: number;
+  /** The log level, for the data-path threads' own loggers. */
+  logLevel?: LogLevel;
 }
 
 /** What a reload did, in words for the log and `wontun reload`. */
@@ -68,6 +76,8 @@ export class TunnelDaemon {
   readonly metrics: MetricsServer | null;
   /** The mesh agent ([Mesh]), whose state `get=wontun` reports; null in a static config. */
   mesh: { status(): MeshStatus } | null = null;
+  /** The other data-path threads (null: the main thread is the only one). */
+  readonly threads: ThreadPool | null = null;
   /** Told when a reload changed the config (the host setup follows address/route changes). */
   onConfigReloaded: ((old: Config, next: Config) => void) | null = null;
 
@@ -76,17 +86,40 @@ export class TunnelDaemon {
     this.config = options.config;
     this.metrics = options.metrics ?? null;
     const protocol = createProtocol(options.config, options.log, (id) => this.labelOf(id));
+    let threads = options.threads ?? 1;
+    if (threads > 1 && !(protocol instanceof WireGuardProtocol)) {
+      options.log.info("the plaintext protocol runs its data path on one thread");
+      threads = 1;
+    }
+    const sessions = threads > 1 ? new SharedSessions() : null;
+    if (sessions) (protocol as WireGuardProtocol).shareSessions(new SharedSessionStore(sessions, threads));
     const io = kernelIo({
       interfaceName: options.interfaceName,
       offloads: options.offloads,
       mtu: options.config.interface.mtu,
       protocolHeadroom: protocol.headroom,
       log: options.log,
+      threaded: sessions ? {} : undefined,
     });
     this.offloads = io.offloads;
     // A full tunnel's fwmark must be on the sockets from their first packet.
     io.bind.setMark(options.config.interface.fwmark);
     this.device = new Device({ tun: io.tun, bind: io.bind, protocol, log: options.log, listenPort: options.config.interface.listenPort });
+    if (sessions) {
+      this.threads = new ThreadPool({
+        threads,
+        device: this.device,
+        tun: io.tun,
+        bind: io.bind,
+        protocol: protocol as WireGuardProtocol,
+        sessions,
+        offloads: io.effective,
+        mtu: options.config.interface.mtu,
+        mark: options.config.interface.fwmark,
+        log: options.log,
+        logLevel: options.logLevel ?? "info",
+      });
+    }
     this.operations = new Operations({
       device: this.device,
       protocol,
@@ -111,6 +144,7 @@ export class TunnelDaemon {
     this.device.start();
     this.startPort = this.device.listenPort;
     this.log.info(`interface ${this.interfaceName} open; offloads ${this.offloads}`);
+    await this.threads?.start();
     // Names never hold up the tunnel: IP-literal endpoints now, hostnames as they resolve.
     this.operations.apply(changeFromConfig(this.config, literalEndpoint));
     this.endpoints = new EndpointResolver({ operations: this.operations, log: this.log });
@@ -172,8 +206,9 @@ export class TunnelDaemon {
     };
   }
 
-  run(): Promise<void> {
-    return this.device.run();
+  async run(): Promise<void> {
+    await this.device.run();
+    await this.threads?.stop();
   }
 
   stop(): void {
@@ -187,6 +222,7 @@ export class TunnelDaemon {
     this.metrics?.close();
     this.server?.close();
     this.server = null;
+    this.threads?.abandon();
     this.device.close();
   }
 

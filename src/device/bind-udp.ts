@@ -45,6 +45,14 @@ export interface UdpBindOptions extends BindOptions {
   gso: boolean;
   /** UDP_GRO on the sockets; needs the protocol's header to be room enough for a vnet header. */
   gro: boolean;
+  /**
+   * A socket per peer connected to its endpoint (default true). Off with several data-path
+   * threads: a connected socket would take the peer's datagrams from the SO_REUSEPORT group
+   * that spreads them over the threads.
+   */
+  connectPeers?: boolean;
+  /** A socket another thread opened in the listening socket's group: open() takes it as it is. */
+  socket?: UdpSocket;
 }
 
 /** A socket the device may be told is readable. */
@@ -82,6 +90,8 @@ export class UdpBind implements Bind {
   private readonly txFd: Int32Array;
   private readonly txRoute: (UdpRoute | null)[];
   private readonly gro: boolean;
+  private readonly connectPeers: boolean;
+  private adopted: UdpSocket | null;
   private gso: boolean;
   private mark = 0;
   private listen: UdpQueue | null = null;
@@ -93,6 +103,8 @@ export class UdpBind implements Bind {
     this.log = options.log;
     this.gro = options.gro;
     this.gso = options.gso;
+    this.connectPeers = options.connectPeers ?? true;
+    this.adopted = options.socket ?? null;
     this.txCapacity = options.txCapacity;
     this.txSlotSize = slotSizeFor(options.mtu);
     // Datagrams land after the headroom so a decapsulated packet has room for a vnet header.
@@ -110,6 +122,11 @@ export class UdpBind implements Bind {
     return this.listen?.socket.port ?? 0;
   }
 
+  /** The listening socket (its port and family), once open. */
+  get listenSocket(): UdpSocket | null {
+    return this.listen?.socket ?? null;
+  }
+
   txSlotStart(slot: number): number {
     return this.tx.slotStart(slot);
   }
@@ -122,7 +139,9 @@ export class UdpBind implements Bind {
     const old = this.listen;
     if (old !== null && port !== 0 && port === old.socket.port) return port;
     // The new socket first: if the port cannot be had, nothing changes.
-    const listen = new UdpQueue(openUdpSocket({ port, fwmark: this.mark, gro: this.gro }));
+    const socket = this.adopted ?? openUdpSocket({ port, fwmark: this.mark, gro: this.gro });
+    this.adopted = null;
+    const listen = new UdpQueue(socket);
     this.listen = listen;
     this.watcher.queueOpened(listen);
     if (old !== null) {
@@ -173,12 +192,19 @@ export class UdpBind implements Bind {
     return decodeSockaddr(sources, at);
   }
 
+  /** Takes `socket` (opened by another thread, as `socket` in the options) in place of the listening one. */
+  replaceSocket(socket: UdpSocket): void {
+    this.adopted = socket;
+    this.open(0);
+  }
+
   /** Points the route at `endpoint` and gives it a socket connected there. */
   private connect(route: UdpRoute, endpoint: Endpoint): void {
     const listen = this.listen!.socket;
     route.endpoint = endpoint;
     route.sockaddrLength = encodeSockaddr(endpoint, listen.family, route.sockaddr);
     this.closeConnected(route);
+    if (!this.connectPeers) return;
     try {
       route.connected = new UdpQueue(openConnectedSocket(listen, endpoint, { port: listen.port, fwmark: this.mark, gro: this.gro }));
       this.watcher.queueOpened(route.connected);
@@ -259,17 +285,16 @@ export class UdpBind implements Bind {
     }
   }
 
-  /** One sendmmsg per run of slots that share a socket. */
+  /** One sendmmsg (or UDP GSO message) per run of slots that share a socket and a peer. */
   flush(count: number): void {
     let start = 0;
     while (start < count) {
       const fd = this.txFd[start];
-      let end = start + 1;
-      while (end < count && this.txFd[end] === fd) end++;
       const route = this.txRoute[start];
+      let end = start + 1;
+      while (end < count && this.txFd[end] === fd && this.txRoute[end] === route) end++;
       if (route !== null) {
-        const connected = route.connected !== null && route.connected.fd === fd;
-        if (this.gso && connected) this.sendRunSegmented(route, fd, start, end);
+        if (this.gso) this.sendRunSegmented(route, fd, start, end);
         else this.sendRun(route, fd, start, end);
       }
       start = end;
@@ -294,7 +319,7 @@ export class UdpBind implements Bind {
   }
 
   /**
-   * Slots [start, end) all go to one peer's connected socket: each run of equal-sized datagrams
+   * Slots [start, end) all go to one peer on one socket: each run of equal-sized datagrams
    * (the last of a run may be shorter, as a TSO super-packet's last segment is) leaves as one
    * UDP GSO message; what does not form a run goes out in plain batches.
    */

@@ -16,6 +16,7 @@ import { Outcome, type ControlSink, type PeerId, type TunnelProtocol } from "../
 import type { Logger } from "../log.ts";
 import { PACKET_HEADROOM, PACKET_TAILROOM, type Bind, type QueueWatcher, type ReceiveQueue } from "./bind.ts";
 import { DeviceCounters } from "./counters.ts";
+import type { DeviceMirror } from "./device-mirror.ts";
 import { HeldPackets } from "./held-packets.ts";
 import { PeerLink } from "./peer-link.ts";
 import { TUN_EMPTY, TUN_NEEDS_ROOM, type Tun } from "./tun.ts";
@@ -99,6 +100,8 @@ export class Device implements ControlSink, QueueWatcher {
   private handshakesAtCompaction = 0;
   private stopping = false;
   private running: Promise<void> | null = null;
+  /** The other data-path threads' devices, kept in step with this one (null: one thread). */
+  private mirror: DeviceMirror | null = null;
 
   constructor(options: DeviceOptions) {
     this.log = options.log;
@@ -492,6 +495,34 @@ export class Device implements ControlSink, QueueWatcher {
 
   // ---- control path (handshakes, keepalives, held packets): rare, may allocate -------------
 
+  /** From now on every change to peers, endpoints and sockets is also told to `mirror`. */
+  setMirror(mirror: DeviceMirror): void {
+    this.mirror = mirror;
+  }
+
+  /**
+   * A packet another data-path thread read for `peer` but had no session for: sent now if
+   * this thread has one, else held (and a handshake started) as if read here.
+   */
+  sendFromThread(id: PeerId, packet: Uint8Array, now: number): void {
+    const link = this.links.get(id);
+    if (link === undefined) return;
+    const buf = new Uint8Array(PACKET_HEADROOM + packet.length + PACKET_TAILROOM);
+    buf.set(packet, PACKET_HEADROOM);
+    const outcome = this.protocol.encapsulate(id, buf, PACKET_HEADROOM, packet.length, now, this);
+    if (outcome === Outcome.Send) {
+      const r = this.protocol.result;
+      this.bind.send(link.route, r.buffer, r.offset, r.length);
+    } else if (outcome === Outcome.Hold) {
+      this.hold(link, buf, PACKET_HEADROOM, packet.length);
+    }
+  }
+
+  /** A handshake message another thread's socket received from `source` (a sockaddr). */
+  receiveFromThread(datagram: Uint8Array, source: Uint8Array, now: number): void {
+    this.receiveDatagram(datagram, 0, datagram.length, source, 0, false, now);
+  }
+
   sendControl(peer: PeerId, buffer: Uint8Array, offset: number, length: number): void {
     const link = this.links.get(peer);
     if (link !== undefined) this.bind.send(link.route, buffer, offset, length);
@@ -525,6 +556,7 @@ export class Device implements ControlSink, QueueWatcher {
     if (!endpoint || endpoint.port === 0) return;
     const before = link.route.endpoint;
     this.bind.setEndpoint(link.route, endpoint);
+    this.mirror?.endpointSet(link.id, endpoint);
     this.log.info(`peer ${link.name}: endpoint ${before ? `${formatEndpoint(before)} -> ` : ""}${formatEndpoint(endpoint)}`);
     this.protocol.endpointKnown(link.id, now, this);
   }
@@ -535,6 +567,7 @@ export class Device implements ControlSink, QueueWatcher {
   addPeer(id: PeerId, label: string): void {
     if (this.links.has(id)) throw new Error(`peer ${id} exists already`);
     this.links.set(id, new PeerLink(id, label, this.bind.createRoute(label)));
+    this.mirror?.peerAdded(id, label);
   }
 
   /** Removes a peer: its socket closes, its held packets and AllowedIPs go. */
@@ -547,6 +580,7 @@ export class Device implements ControlSink, QueueWatcher {
     link.allowedIps = [];
     this.links.delete(id);
     if (this.lastLink === link) this.lastLink = null;
+    this.mirror?.peerRemoved(id);
   }
 
   /** The peer's AllowedIPs become exactly `cidrs`; a prefix another peer held moves to this one. */
@@ -563,6 +597,7 @@ export class Device implements ControlSink, QueueWatcher {
       }
       link.allowedIps.push(cidr);
     }
+    this.mirror?.allowedIpsSet(id, cidrs);
   }
 
   allowedIpsOf(id: PeerId): Cidr[] {
@@ -573,6 +608,7 @@ export class Device implements ControlSink, QueueWatcher {
   setPeerEndpoint(id: PeerId, endpoint: Endpoint, now: number): void {
     const link = this.linkOrThrow(id);
     this.bind.setEndpoint(link.route, endpoint);
+    this.mirror?.endpointSet(id, endpoint);
     this.protocol.endpointKnown(id, now, this);
   }
 
@@ -583,7 +619,9 @@ export class Device implements ControlSink, QueueWatcher {
   /** Datagram bytes received from / sent to the peer, handshakes and keepalives included. */
   peerTransfer(id: PeerId): { rxBytes: number; txBytes: number } {
     const route = this.linkOrThrow(id).route;
-    return { rxBytes: route.rxBytes, txBytes: route.txBytes };
+    if (this.mirror === null) return { rxBytes: route.rxBytes, txBytes: route.txBytes };
+    const others = this.mirror.transferOf(id);
+    return { rxBytes: route.rxBytes + others.rxBytes, txBytes: route.txBytes + others.txBytes };
   }
 
   /** Peers held, by id (for status and logs). */
@@ -606,12 +644,16 @@ export class Device implements ControlSink, QueueWatcher {
 
   /** Moves to `port` (0: any free one); returns the port bound. On failure throws, the old socket stays. */
   setListenPort(port: number): number {
-    return this.bind.open(port);
+    const before = this.bind.port;
+    const bound = this.bind.open(port);
+    if (bound !== before) this.mirror?.listenPortChanged(bound);
+    return bound;
   }
 
   /** SO_MARK on every socket (0: none). */
   setFwmark(mark: number): void {
     this.bind.setMark(mark);
+    this.mirror?.markChanged(mark);
   }
 
   /**

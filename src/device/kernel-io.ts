@@ -1,6 +1,7 @@
 // The kernel's Tun and Bind, chosen together from the offload switches: TSO on the TUN sizes the
 // Bind's outgoing batch; UDP GRO needs the protocol's header to leave room for a vnet header.
 import type { Logger } from "../log.ts";
+import type { UdpSocket } from "../sys/udp.ts";
 import { VNET_HDR_LEN } from "../net/offload/virtio-net-hdr.ts";
 import { UdpBind } from "./bind-udp.ts";
 import { formatOffloads, type Offloads } from "./offloads.ts";
@@ -19,25 +20,39 @@ export interface KernelIoOptions {
   /** The protocol's header length (TunnelProtocol.headroom). */
   protocolHeadroom: number;
   log: Logger;
+  /**
+   * One of several data-path threads (src/threads): the TUN is multi-queue and peers get no
+   * connected sockets. `queue` and `socket` are the ones another thread opened for this one.
+   */
+  threaded?: { queue?: { fd: number; name: string }; socket?: UdpSocket };
 }
 
 /**
  * The Tun and the Bind for `offloads`, not open yet (Device.start opens them), and the offloads
  * in use in words, for the start-up line.
  */
-export function kernelIo(options: KernelIoOptions): { tun: KernelTun; bind: UdpBind; offloads: string } {
+export function kernelIo(options: KernelIoOptions): { tun: KernelTun; bind: UdpBind; offloads: string; effective: Offloads } {
   const { offloads: wanted, log } = options;
   // Splitting a GRO buffer leaves each packet only its protocol header as headroom.
   const groFits = options.protocolHeadroom >= VNET_HDR_LEN;
   const offloads: Offloads = { ...wanted, "udp-gro": wanted["udp-gro"] && groFits };
   const note = wanted["udp-gro"] && !groFits ? " (udp-gro needs WireGuard mode)" : "";
-  const tun = new KernelTun(options.interfaceName, { tso: offloads.tso, gro: offloads.gro, log });
+  const threaded = options.threaded;
+  const tun = new KernelTun(options.interfaceName, {
+    tso: offloads.tso,
+    gro: offloads.gro,
+    log,
+    multiQueue: threaded !== undefined,
+    queue: threaded?.queue,
+  });
   const bind = new UdpBind({
     log,
     mtu: options.mtu,
     txCapacity: offloads.tso ? TSO_TX_BATCH : TX_BATCH,
     gso: offloads["udp-gso"],
     gro: offloads["udp-gro"],
+    connectPeers: threaded === undefined,
+    socket: threaded?.socket,
   });
-  return { tun, bind, offloads: `${formatOffloads(offloads)}${note}` };
+  return { tun, bind, offloads: `${formatOffloads(offloads)}${note}`, effective: offloads };
 }

@@ -8,7 +8,7 @@ import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
 
 /** "File descriptor in bad state": what a TUN fd answers once its interface is deleted. */
 const EBADFD = 77;
-import { openTun } from "../sys/tun.ts";
+import { addTunQueue, openTun, type TunDevice } from "../sys/tun.ts";
 import { TcpCoalescer } from "../net/offload/coalesce.ts";
 import { SEGMENT_NO_ROOM, segment } from "../net/offload/segment.ts";
 import { VNET_HDR_LEN, VnetHdr, writeZeroVnetHdr } from "../net/offload/virtio-net-hdr.ts";
@@ -30,6 +30,13 @@ export interface KernelTunOptions {
   /** Glue received TCP segments into super-packets on write. */
   gro: boolean;
   log: Logger;
+  /** One queue of a multi-queue interface, for a tunnel with several data-path threads. */
+  multiQueue?: boolean;
+  /**
+   * A queue another thread opened (with the same offloads): open() takes it as it is. The
+   * extra data-path threads use this; the main thread opens the interface.
+   */
+  queue?: { fd: number; name: string };
 }
 
 export class KernelTun implements Tun {
@@ -68,8 +75,10 @@ export class KernelTun implements Tun {
   }
 
   open(): void {
-    const { tso, gro } = this.options;
-    const device = openTun(this.name, { vnetHdr: tso || gro, tso, existing: this.existing });
+    const { tso, gro, multiQueue, queue } = this.options;
+    const device: TunDevice = queue
+      ? { fd: queue.fd, name: queue.name, vnetHdr: tso || gro, tso }
+      : openTun(this.name, { vnetHdr: tso || gro, tso, existing: this.existing, multiQueue });
     this.fd = device.fd;
     this.name = device.name;
     this.tso = device.tso;
@@ -78,6 +87,12 @@ export class KernelTun implements Tun {
       this.superPacket = new Uint8Array(new ArrayBuffer(TUN_READ_MAX));
       this.superPacketAddress = ptr(this.superPacket);
     }
+  }
+
+  /** Another queue of this (multi-queue) interface, with the same offloads: its fd. */
+  addQueue(): number {
+    const { tso, gro } = this.options;
+    return addTunQueue({ fd: this.fd, name: this.name, vnetHdr: this.vnetHdr, tso: this.tso }, { vnetHdr: tso || gro, tso });
   }
 
   read(bytes: Uint8Array, starts: Int32Array, lengths: Int32Array, first: number, room: number, packetRoom: number): number {

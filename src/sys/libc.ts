@@ -31,11 +31,12 @@ export const libc = dlopen("libc.so.6", {
   epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
   if_nametoindex: { args: [cstring], returns: u32 },
   if_indextoname: { args: [u32, ptr], returns: ptr },
+  eventfd: { args: [u32, i32], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
   __errno_location: { args: [], returns: ptr },
 }).symbols;
 
-// errno is thread-local; wontun's IO all runs on the main thread, so one lookup serves.
+// errno is thread-local: each thread (a Worker loads its own copy of this module) looks up its own.
 const errnoAddress = libc.__errno_location()!;
 
 /** The calling thread's errno, valid right after a libc call returned -1. */

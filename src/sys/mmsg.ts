@@ -239,8 +239,8 @@ export class DatagramBatch {
   }
 
   /**
-   * Sends slots [start, start+count), already prepared by prepareSend without addresses (a
-   * connected socket), as ONE UDP GSO message of `segmentSize`-byte datagrams: every slot but
+   * Sends slots [start, start+count), prepared by prepareSend (all to the address of the
+   * first, or all without one on a connected socket), as ONE UDP GSO message of `segmentSize`-byte datagrams: every slot but
    * the last must hold exactly segmentSize bytes, the last at most that, count at most
    * UDP_GSO_MAX_SEGMENTS, the total at most UDP_GSO_MAX_BYTES. Returns 0 on success or the
    * errno (EAGAIN: socket buffer full; EIO/EINVAL: the route or device cannot do GSO).
@@ -248,6 +248,11 @@ export class DatagramBatch {
   sendSegmented(fd: number, start: number, count: number, segmentSize: number): number {
     this.gsoControlView.setUint16(16, segmentSize, true);
     const hv = this.gsoHeaderView;
+    // The first slot's address (none on a connected socket) is the message's.
+    const h = start * MMSGHDR_SIZE;
+    hv.setUint32(0, this.headerView.getUint32(h, true), true);
+    hv.setUint32(4, this.headerView.getUint32(h + 4, true), true);
+    hv.setUint32(8, this.headerView.getUint32(h + 8, true), true);
     putPointer(hv, 16, this.iovPtr + start * IOVEC_SIZE);
     hv.setUint32(24, count, true);
     hv.setUint32(48, 0, true);

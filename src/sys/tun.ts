@@ -48,6 +48,12 @@ export interface TunOptions {
    * on the interface itself).
    */
   existing?: "refuse" | "attach";
+  /**
+   * IFF_MULTI_QUEUE: the interface has one queue per fd, and the kernel spreads outgoing flows
+   * over them (each flow sticks to the queue its packets were last written to). The first
+   * queue creates the interface; addTunQueue() attaches the others.
+   */
+  multiQueue?: boolean;
 }
 
 /**
@@ -122,7 +128,7 @@ export function openTun(name: string, options: TunOptions = {}): TunDevice {
   const attach = options.existing === "attach";
   // Without "attach", IFF_TUN_EXCL makes the kernel refuse an existing interface before it
   // touches it (attaching rewrites a persistent TUN's flags, and wontun up would configure it).
-  const flags = IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0) | (attach ? 0 : IFF_TUN_EXCL);
+  const flags = tunFlags(options) | (attach ? 0 : IFF_TUN_EXCL);
   new DataView(ifr.buffer).setUint16(IFNAMSIZ, flags, true);
   if (libc.ioctl(fd, TUNSETIFF, ptr(ifr)) < 0) {
     const code = errno();
@@ -133,6 +139,18 @@ export function openTun(name: string, options: TunOptions = {}): TunDevice {
       libc.close(fd);
     }
   }
+  setOffloadAndNonBlocking(fd, name, options);
+  const end = ifr.indexOf(0);
+  const actual = new TextDecoder().decode(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end));
+  return { fd, name: actual, vnetHdr, tso: options.tso === true };
+}
+
+function tunFlags(options: TunOptions): number {
+  const vnetHdr = options.vnetHdr === true || options.tso === true;
+  return IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0) | (options.multiQueue ? IFF_MULTI_QUEUE : 0);
+}
+
+function setOffloadAndNonBlocking(fd: number, name: string, options: TunOptions): void {
   // TUNSETOFFLOAD takes the flags by value, in the pointer-sized argument.
   if (options.tso && libc.ioctl(fd, TUNSETOFFLOAD, (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) as unknown as Pointer) < 0) {
     try {
@@ -142,7 +160,25 @@ export function openTun(name: string, options: TunOptions = {}): TunDevice {
     }
   }
   setNonBlocking(fd);
-  const end = ifr.indexOf(0);
-  const actual = new TextDecoder().decode(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end));
-  return { fd, name: actual, vnetHdr, tso: options.tso === true };
+}
+
+/**
+ * One more queue of multi-queue interface `device` (opened with multiQueue), with the same
+ * flags; closing every queue's fd removes the interface.
+ */
+export function addTunQueue(device: TunDevice, options: TunOptions): number {
+  const fd = libc.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
+  if (fd < 0) fail("open /dev/net/tun");
+  const ifr = new Uint8Array(new ArrayBuffer(40));
+  Buffer.from(ifr.buffer).write(device.name, 0, "utf8");
+  new DataView(ifr.buffer).setUint16(IFNAMSIZ, tunFlags({ ...options, multiQueue: true }), true);
+  if (libc.ioctl(fd, TUNSETIFF, ptr(ifr)) < 0) {
+    try {
+      fail(`TUNSETIFF ${device.name} (another queue)`);
+    } finally {
+      libc.close(fd);
+    }
+  }
+  setOffloadAndNonBlocking(fd, device.name, options);
+  return fd;
 }

@@ -160,6 +160,21 @@ export function openConnectedSocket(listen: UdpSocket, peer: Endpoint, opts: Udp
   return { fd, family: listen.family, port: listen.port };
 }
 
+/**
+ * Another unconnected socket in the listening socket's SO_REUSEPORT group, on its port: the
+ * kernel spreads the group's datagrams over its sockets (see reuseport-steering.ts).
+ */
+export function openReusePortSibling(listen: UdpSocket, opts: UdpSocketOptions): UdpSocket {
+  const fd = createSocket(listen.family, opts);
+  try {
+    bindAny(fd, listen.family, listen.port);
+  } catch (err) {
+    libc.close(fd);
+    throw err;
+  }
+  return { fd, family: listen.family, port: listen.port };
+}
+
 /** SO_MARK on an open socket (0: none); throws if the kernel refuses (it needs CAP_NET_ADMIN). */
 export function setSocketMark(fd: number, mark: number): void {
   if (!setIntOption(fd, SOL_SOCKET, SO_MARK, mark)) fail("setsockopt(SO_MARK)", { [EPERM]: NEEDS_NET_ADMIN });

@@ -4,6 +4,7 @@
 import { defineCommand } from "citty";
 import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
+import { DEFAULT_THREADS, parseThreads } from "../../threads/thread-count.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
 import { handleSignals } from "../../daemon/lifecycle.ts";
@@ -44,6 +45,10 @@ export const upArgs = {
     type: "string",
     description: `Offloads: all (default), none, or a list of ${OFFLOAD_NAMES.join(",")} (env WONTUN_OFFLOAD)`,
   },
+  threads: {
+    type: "string",
+    description: `Data-path threads in WireGuard mode: a number (1-16) or auto, one per core (env WONTUN_THREADS; default ${DEFAULT_THREADS})`,
+  },
   metrics: {
     type: "string",
     description: "Serve Prometheus metrics at http://ADDR/metrics: HOST:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9586 (env WONTUN_METRICS; default off)",
@@ -67,6 +72,14 @@ function chooseOffloads(flag: string | undefined): Offloads {
   }
 }
 
+/** --threads wins over WONTUN_THREADS; neither means DEFAULT_THREADS. */
+export function chooseThreads(flag: string | undefined): number {
+  const [source, text] = flag !== undefined ? ["--threads", flag] : ["WONTUN_THREADS", process.env.WONTUN_THREADS ?? DEFAULT_THREADS];
+  const threads = parseThreads(text);
+  if (typeof threads === "string") throw new UsageError(`${source} ${threads}`);
+  return threads;
+}
+
 /** --metrics wins over WONTUN_METRICS; neither (or an empty variable) means no endpoint. */
 export function chooseMetricsAddress(flag: string | undefined): MetricsAddress | null {
   const [source, text] = flag !== undefined ? ["--metrics", flag] : ["WONTUN_METRICS", process.env.WONTUN_METRICS];
@@ -83,6 +96,7 @@ export const upCommand = defineCommand({
     const args = parseCommandLine("up", rawArgs, upArgs);
     const level = parseLogLevel(args["log-level"]);
     const offloads = chooseOffloads(args.offload);
+    const threads = chooseThreads(args.threads);
     const aead = forcedAeadBackend();
     if (aead !== null && typeof aead === "object") throw new UsageError(aead.error);
     const interfaceName = args.interface ?? interfaceNameFromPath(args.config);
@@ -108,7 +122,9 @@ export const upCommand = defineCommand({
     }
     // Before the device: a full tunnel's fwmark must be on its sockets from the start; PreUp runs.
     const host = await HostSetup.prepare({ config, interfaceName, configPath: args.config, log });
-    const daemon = new TunnelDaemon({ interfaceName, config, configPath: args.config, log, offloads, socketDir: socketDir(), metrics, version: VERSION });
+    const daemon = new TunnelDaemon({
+      interfaceName, config, configPath: args.config, log, offloads, socketDir: socketDir(), metrics, version: VERSION, threads, logLevel: level,
+    });
     host.runningConfig = () => daemon.runningConfig();
     daemon.onConfigReloaded = (_old, next) => {
       host.configReloaded(next);

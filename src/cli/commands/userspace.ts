@@ -6,6 +6,7 @@
 // (or WG_PROCESS_FOREGROUND=1) it returns once the tunnel is ready and the daemon runs on. The
 // daemon stops on SIGTERM/SIGINT and when its interface is deleted (`wg-quick down`).
 import { ALL_OFFLOADS, parseOffloads, type Offloads } from "../../device/offloads.ts";
+import { chooseThreads } from "./up.ts";
 import { createLogger, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
 import { reportFailure, reportReady, runDetached } from "../../daemon/detach.ts";
@@ -69,6 +70,7 @@ function metricsFromEnv(): MetricsAddress | null {
 export async function runUserspace(argv: string[]): Promise<number> {
   const iface = argv.find((a) => !FOREGROUND_FLAGS.has(a))!;
   const offloads = offloadsFromEnv();
+  const threads = chooseThreads(undefined);
   const metricsAddress = metricsFromEnv();
   const foreground = argv.some((a) => FOREGROUND_FLAGS.has(a)) || process.env.WG_PROCESS_FOREGROUND === "1";
   if (!foreground) return runDetached(["--foreground", iface], process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== "silent");
@@ -90,6 +92,8 @@ export async function runUserspace(argv: string[]): Promise<number> {
     socketDir: socketDir(),
     metrics,
     version: VERSION,
+    threads,
+    logLevel: logLevelFromEnv(),
   });
   // As wireguard-go: an existing persistent TUN of that name is attached to (nothing is configured on it here).
   (daemon.device.tun as KernelTun).existing = "attach";

@@ -10,7 +10,6 @@ import {
 import { CookieJar } from "./cookie.ts";
 import type { Keypair } from "./keypair.ts";
 import type { IKInitiator } from "./noise.ts";
-import { MAX_COUNTER } from "./replay.ts";
 import type { PeerId } from "../tunnel.ts";
 
 const OFF = Number.POSITIVE_INFINITY;
@@ -79,8 +78,8 @@ export class WgPeer {
    * (the next packet starts a handshake); they still open what the peer sends until replaced.
    */
   expireSending(): void {
-    if (this.current) this.current.sendCounter = MAX_COUNTER;
-    if (this.next) this.next.sendCounter = MAX_COUNTER;
+    this.current?.counters.expire();
+    this.next?.counters.expire();
     this.lastHandshakeSentAt = Number.NEGATIVE_INFINITY;
   }
 

@@ -22,7 +22,7 @@ import {
   ZERO_KEYS_AFTER,
 } from "./constants.ts";
 import { CookieChecker } from "./cookie.ts";
-import { Keypair } from "./keypair.ts";
+import { Keypair, type SessionCounters } from "./keypair.ts";
 import {
   COOKIE_RECEIVER,
   INITIATION_MAC1,
@@ -54,7 +54,6 @@ import {
 import { IKInitiator, IKResponder, type StaticKeyPair } from "./noise.ts";
 import { PendingHandshake, WgPeer } from "./peer.ts";
 import { RateLimiter } from "./ratelimit.ts";
-import { MAX_COUNTER } from "./replay.ts";
 import { compareTai64n, tai64n } from "./tai64n.ts";
 
 const TAG_SIZE = 16;
@@ -86,6 +85,20 @@ export interface WireGuardOptions {
   random?: (n: number) => Uint8Array;
   /** Wall clock in ms for TAI64N timestamps; the monotonic `now` comes with each call. */
   wallClock?: () => number;
+}
+
+/**
+ * Where the sessions live when other threads seal and open with them too (src/threads): local
+ * indices name shared slots, and every keypair is published there before its keys are wiped.
+ */
+export interface SessionStore {
+  allocateIndex(): number;
+  /** The index is no longer ours (handshake abandoned or keypair retired). */
+  releaseIndex(index: number): void;
+  /** Publishes a new keypair; its counters and replay window are the shared ones. */
+  publish(peer: PeerId, localIndex: number, remoteIndex: number, sendKey: Uint8Array, recvKey: Uint8Array, isInitiator: boolean, createdAt: number): SessionCounters;
+  /** The peer's keypairs changed: `current` sends, `next` awaits confirmation. */
+  keypairsChanged(peer: PeerId, current: Keypair | null, next: Keypair | null): void;
 }
 
 /** Counters of what was dropped and why: status output and tests. */
@@ -137,6 +150,7 @@ export class WireGuardProtocol implements TunnelProtocol {
   private handshakesInWindow = 0;
   private underLoadUntil = Number.NEGATIVE_INFINITY;
   private lastLimiterGc = 0;
+  private store: SessionStore | null = null;
 
   constructor(options: WireGuardOptions) {
     this.aead = options.aead;
@@ -146,6 +160,11 @@ export class WireGuardProtocol implements TunnelProtocol {
     this.jitter = WgPeer.jitter(() => this.random(1)[0] / 256);
     if (options.privateKey) this.setPrivateKey(options.privateKey);
     for (const spec of options.peers ?? []) this.addPeer(spec);
+  }
+
+  /** From now on sessions live in `store`, shared with other threads (set before any handshake). */
+  shareSessions(store: SessionStore): void {
+    this.store = store;
   }
 
   /** Our public key; null while no private key is set. */
@@ -309,7 +328,7 @@ export class WireGuardProtocol implements TunnelProtocol {
       this.counters.decryptFailed++;
       return Outcome.Drop;
     }
-    if (!keypair.replay.accept(counter)) {
+    if (!keypair.counters.accept(counter)) {
       this.counters.replayedData++;
       return Outcome.Drop;
     }
@@ -375,7 +394,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     const localIndex = this.newIndex();
     const [recvKey, sendKey] = responder.state.split();
     responder.state.wipe();
-    const keypair = new Keypair(peer, localIndex, remoteIndex, sendKey, recvKey, false, now, this.aead);
+    const keypair = this.newKeypair(peer, localIndex, remoteIndex, sendKey, recvKey, false, now);
     this.installResponderKeypair(peer, keypair);
 
     const msg = this.control;
@@ -417,7 +436,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     this.indices.delete(entry.localIndex);
     peer.pending = null;
     const remoteIndex = readU32(buf, offset + RESPONSE_SENDER);
-    const keypair = new Keypair(peer, entry.localIndex, remoteIndex, sendKey, recvKey, true, now, this.aead);
+    const keypair = this.newKeypair(peer, entry.localIndex, remoteIndex, sendKey, recvKey, true, now);
     this.installInitiatorKeypair(peer, keypair);
     peer.authenticatedTraversal(now);
     peer.authenticatedReceived();
@@ -454,23 +473,23 @@ export class WireGuardProtocol implements TunnelProtocol {
     const peer = this.peers.get(peerId);
     if (peer === undefined) return Outcome.Drop;
     const keypair = peer.current;
-    if (keypair === null || now - keypair.createdAt >= REJECT_AFTER_TIME || keypair.sendCounter >= MAX_COUNTER) {
+    const counter = keypair === null || now - keypair.createdAt >= REJECT_AFTER_TIME ? -1 : keypair.counters.next();
+    if (counter < 0) {
       this.initiate(peer, false, now, sink);
       return peer.hasEndpoint ? Outcome.Hold : Outcome.Drop;
     }
     let padded = (length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
     if (padded > this.mtu) padded = Math.max(length, this.mtu);
     if (padded > length) buf.fill(0, offset + length, offset + padded);
-    const counter = keypair.sendCounter++;
     const start = offset - TRANSPORT_HEADER_SIZE;
     writeType(buf, start, TYPE_TRANSPORT);
-    writeU32(buf, start + TRANSPORT_RECEIVER, keypair.remoteIndex);
+    writeU32(buf, start + TRANSPORT_RECEIVER, keypair!.remoteIndex);
     writeCounter(buf, start + TRANSPORT_COUNTER, counter);
-    keypair.seal(counter, buf, offset, padded);
+    keypair!.seal(counter, buf, offset, padded);
     peer.authenticatedTraversal(now);
     peer.authenticatedSent();
     peer.dataSent(now);
-    if (keypair.isInitiator && (counter >= REKEY_AFTER_MESSAGES || now - keypair.createdAt >= REKEY_AFTER_TIME)) {
+    if (keypair!.isInitiator && (counter >= REKEY_AFTER_MESSAGES || now - keypair!.createdAt >= REKEY_AFTER_TIME)) {
       this.initiate(peer, false, now, sink);
     }
     this.noteDeadline(peer);
@@ -484,7 +503,51 @@ export class WireGuardProtocol implements TunnelProtocol {
 
   canSend(peerId: PeerId): boolean {
     const keypair = this.peers.get(peerId)?.current ?? null;
-    return keypair !== null && keypair.sendCounter < MAX_COUNTER;
+    return keypair !== null && keypair.counters.canSend();
+  }
+
+  // ---- what other data-path threads saw (src/threads) ---------------------------------------
+
+  /**
+   * Another thread sent or received for `peer` at these times (0: not since the last call): the
+   * timer events replayed in time order, as if this thread had handled the packets.
+   */
+  absorbThreadActivity(peerId: PeerId, dataSentAt: number, dataReceivedAt: number, authSentAt: number, authReceivedAt: number): void {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return;
+    // [time, event] with sends before receipts at equal times, as the single thread does them.
+    const events: [number, number][] = [];
+    if (authSentAt > 0) events.push([authSentAt, 0]);
+    if (dataSentAt > 0) events.push([dataSentAt, 1]);
+    if (authReceivedAt > 0) events.push([authReceivedAt, 2]);
+    if (dataReceivedAt > 0) events.push([dataReceivedAt, 3]);
+    events.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    for (const [at, event] of events) {
+      if (event === 0) {
+        peer.authenticatedTraversal(at);
+        peer.authenticatedSent();
+      } else if (event === 1) {
+        peer.dataSent(at);
+      } else if (event === 2) {
+        peer.authenticatedTraversal(at);
+        peer.authenticatedReceived();
+      } else {
+        peer.dataReceived(at);
+      }
+    }
+    this.noteDeadline(peer);
+  }
+
+  /** Another thread opened a packet with keypair `localIndex`: if it is the unconfirmed one, it is confirmed. */
+  confirmFromThread(peerId: PeerId, localIndex: number): void {
+    const peer = this.peers.get(peerId);
+    if (peer?.next && peer.next.localIndex === localIndex) this.confirm(peer);
+  }
+
+  /** Another thread has no usable keypair for `peer`, or its keypair is due for renewal. */
+  requestHandshake(peerId: PeerId, now: number, sink: ControlSink): void {
+    const peer = this.peers.get(peerId);
+    if (peer !== undefined) this.initiate(peer, false, now, sink);
   }
 
   endpointKnown(peerId: PeerId, now: number, sink: ControlSink): void {
@@ -595,13 +658,13 @@ export class WireGuardProtocol implements TunnelProtocol {
   /** A keepalive (empty transport message) in the control buffer; 0 if there is no session. */
   private buildKeepalive(peer: WgPeer, now: number): number {
     const keypair = peer.current;
-    if (keypair === null || now - keypair.createdAt >= REJECT_AFTER_TIME || keypair.sendCounter >= MAX_COUNTER) return 0;
+    const counter = keypair === null || now - keypair.createdAt >= REJECT_AFTER_TIME ? -1 : keypair.counters.next();
+    if (counter < 0) return 0;
     const msg = this.control;
-    const counter = keypair.sendCounter++;
     writeType(msg, 0, TYPE_TRANSPORT);
-    writeU32(msg, TRANSPORT_RECEIVER, keypair.remoteIndex);
+    writeU32(msg, TRANSPORT_RECEIVER, keypair!.remoteIndex);
     writeCounter(msg, TRANSPORT_COUNTER, counter);
-    keypair.seal(counter, msg, TRANSPORT_HEADER_SIZE, 0);
+    keypair!.seal(counter, msg, TRANSPORT_HEADER_SIZE, 0);
     peer.authenticatedTraversal(now);
     peer.authenticatedSent();
     return TRANSPORT_HEADER_SIZE + TAG_SIZE;
@@ -620,6 +683,7 @@ export class WireGuardProtocol implements TunnelProtocol {
       peer.previous = peer.current;
     }
     peer.current = keypair;
+    this.keypairsChanged(peer);
   }
 
   private installResponderKeypair(peer: WgPeer, keypair: Keypair): void {
@@ -628,6 +692,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     this.retire(peer.previous);
     peer.previous = null;
     peer.next = keypair;
+    this.keypairsChanged(peer);
   }
 
   /** The initiator used the responder's new keys: they become current. */
@@ -636,6 +701,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     peer.previous = peer.current;
     peer.current = peer.next;
     peer.next = null;
+    this.keypairsChanged(peer);
     peer.handshakeComplete(this.wallClock());
     this.event(peer, "handshake complete (peer initiated)");
   }
@@ -644,11 +710,13 @@ export class WireGuardProtocol implements TunnelProtocol {
     if (!keypair) return;
     this.indices.delete(keypair.localIndex);
     keypair.destroy();
+    this.store?.releaseIndex(keypair.localIndex);
   }
 
   private dropPending(peer: WgPeer): void {
     if (!peer.pending) return;
     this.indices.delete(peer.pending.localIndex);
+    this.store?.releaseIndex(peer.pending.localIndex);
     peer.pending.noise.state.wipe();
     peer.pending = null;
   }
@@ -659,6 +727,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     this.retire(peer.previous);
     this.retire(peer.next);
     peer.current = peer.previous = peer.next = null;
+    this.keypairsChanged(peer);
   }
 
   // ---- helpers -----------------------------------------------------------------------------
@@ -668,7 +737,25 @@ export class WireGuardProtocol implements TunnelProtocol {
     return { privateKey, publicKey: publicKeyOf(privateKey) };
   }
 
+  private newKeypair(
+    peer: WgPeer,
+    localIndex: number,
+    remoteIndex: number,
+    sendKey: Uint8Array,
+    recvKey: Uint8Array,
+    isInitiator: boolean,
+    now: number,
+  ): Keypair {
+    const counters = this.store?.publish(peer.id, localIndex, remoteIndex, sendKey, recvKey, isInitiator, now);
+    return new Keypair(peer, localIndex, remoteIndex, sendKey, recvKey, isInitiator, now, this.aead, counters);
+  }
+
+  private keypairsChanged(peer: WgPeer): void {
+    this.store?.keypairsChanged(peer.id, peer.current, peer.next);
+  }
+
   private newIndex(): number {
+    if (this.store !== null) return this.store.allocateIndex();
     for (;;) {
       const b = this.random(4);
       const index = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
