@@ -99,6 +99,8 @@ export interface DeviceStatus {
   drops: Record<string, number>;
   /** [Mesh]: the store and its members (src/mesh/agent.ts); absent in a static config. */
   mesh?: MeshStatus;
+  /** Datagram bytes each data-path thread moved (index = thread, 0 = main); absent with one thread. */
+  threads?: number[];
 }
 
 /** What the mesh agent reports for `wontun show`. */

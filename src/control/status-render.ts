@@ -42,6 +42,7 @@ function renderDevice(s: DeviceStatus, now: number, paint: Paint, color: boolean
   if (s.mode === "wontun" && s.name !== "") field("name", s.name);
   const drops = Object.entries(s.drops).filter(([, n]) => n > 0);
   if (drops.length > 0) field("dropped", drops.map(([why, n]) => `${n} ${why.replaceAll("_", " ")}`).join(", "));
+  if (s.threads) field("data-path threads", `${s.threads.length} (moved ${s.threads.map((b) => bytes(b, paint)).join(", ")})`);
   if (s.mesh) {
     const m = s.mesh;
     field("mesh store", `${m.store} ${m.storeState === "connected" ? paint(GREEN, "connected") : paint(RED, m.storeState)}${m.storeError ? ` (${m.storeError})` : ""}, revision ${m.revision}`);
@@ -145,6 +146,7 @@ function fixed2(x: number): string {
  *       "publicKey": base64 | null, "hasPrivateKey": boolean,
  *       "listenPort": number, "fwmark": number (0 = off),
  *       "drops": { reason: count },
+ *       "threads": [ { "thread": number, "bytes": number } ],   // only with --threads > 1
  *       "peers": [ {
  *         "publicKey": base64 | null, "name": string | null, "hasPresharedKey": boolean,
  *         "endpoint": "ip:port" | "[ip6]:port" | null, "allowedIps": [ "cidr", … ],
@@ -167,6 +169,7 @@ export function showJson(statuses: DeviceStatus[], now: number): object {
       fwmark: s.fwmark,
       drops: { ...s.drops },
       ...(s.mesh ? { mesh: s.mesh } : {}),
+      ...(s.threads ? { threads: s.threads.map((bytes, thread) => ({ thread, bytes })) } : {}),
       peers: s.peers.map((p) => ({
         publicKey: p.publicKey ? encodeKey(p.publicKey) : null,
         name: p.name === "" ? null : p.name,

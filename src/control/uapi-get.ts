@@ -65,6 +65,7 @@ export function formatStatusResponse(status: DeviceStatus): string {
   out.push(`listen_port=${status.listenPort}`, `fwmark=${status.fwmark}`);
   for (const [reason, count] of Object.entries(status.drops)) out.push(`drop_${dropKey(reason)}=${count}`);
   if (status.mesh) pushMesh(out, status.mesh);
+  for (const bytes of status.threads ?? []) out.push(`thread_bytes=${bytes}`);
   for (const peer of status.peers) {
     if (wireguard) {
       out.push(`public_key=${peerKeyHex(peer)}`, `id=${peer.id}`);
@@ -194,6 +195,7 @@ function readInterfaceLine(status: DeviceStatus, key: string, value: string, whe
     case "own_public_key": status.publicKey = key32(value, where, key); break;
     case "listen_port": status.listenPort = bounded(value, 0xffff, where, key); break;
     case "fwmark": status.fwmark = bounded(value, 0xffffffff, where, key); break;
+    case "thread_bytes": (status.threads ??= []).push(counter(value, where, key)); break;
     default: break; // a newer daemon's key
   }
 }

@@ -19,7 +19,7 @@ import { answerSetRequest } from "../control/uapi-set.ts";
 import { ControlError } from "../control/model.ts";
 import { createProtocol } from "./protocol-factory.ts";
 import { EndpointResolver, literalEndpoint, namedEndpoints } from "./endpoint-resolver.ts";
-import type { MeshStatus } from "../control/model.ts";
+import type { DeviceStatus, MeshStatus } from "../control/model.ts";
 import { meshReloadChange } from "../mesh/reload.ts";
 import type { MetricsServer } from "../metrics/server.ts";
 import { writeDeviceMetrics } from "../metrics/device-metrics.ts";
@@ -156,7 +156,7 @@ export class TunnelDaemon {
       watcher: this.device,
       handler: {
         get: () => formatGetResponse(this.operations.status()),
-        status: () => formatStatusResponse(this.mesh ? { ...this.operations.status(), mesh: this.mesh.status() } : this.operations.status()),
+        status: () => formatStatusResponse(this.fullStatus()),
         set: (body: string) => answerSetRequest(body, mode, (change) => this.operations.apply(change)),
       },
     });
@@ -170,6 +170,14 @@ export class TunnelDaemon {
         writeDeviceMetrics(out, { status: this.operations.status(), handshakeMessages: this.device.protocol.handshakeMessages, version }));
       this.log.info(`metrics on ${this.metrics.url}`);
     }
+  }
+
+  /** Everything `wontun show` reports: the operations' status, the mesh's and the threads'. */
+  private fullStatus(): DeviceStatus {
+    const status = this.operations.status();
+    if (this.mesh) status.mesh = this.mesh.status();
+    if (this.threads) status.threads = [this.device.ownTransfer(), ...this.threads.threadTransfers()];
+    return status;
   }
 
   /**

@@ -624,6 +624,13 @@ export class Device implements ControlSink, QueueWatcher {
     return { rxBytes: route.rxBytes + others.rxBytes, txBytes: route.txBytes + others.txBytes };
   }
 
+  /** Datagram bytes this device's own sockets moved for all peers (not other threads'). */
+  ownTransfer(): number {
+    let total = 0;
+    for (const link of this.links.values()) total += link.route.rxBytes + link.route.txBytes;
+    return total;
+  }
+
   /** Peers held, by id (for status and logs). */
   peerIds(): PeerId[] {
     return [...this.links.keys()];

@@ -1,0 +1,128 @@
+// SharedSessions (src/threads/shared-sessions.ts), the state the data-path threads share: slots
+// and generations, counter blocks (unique across threads, one residue per thread, none from a
+// retired keypair), and the shared replay window (the same answers as ReplayWindow, and each
+// counter accepted once even when two threads check it at the same time). The concurrent cases
+// run in real Workers.
+import { describe, expect, test } from "bun:test";
+import { ReplayWindow, WINDOW_SIZE } from "../../src/protocol/wireguard/replay.ts";
+import { COUNTER_BLOCK, KF_INITIATOR, SharedSessions } from "../../src/threads/shared-sessions.ts";
+import { seededRandom } from "../helpers/wontun-sim.ts";
+
+const KEY_A = new Uint8Array(32).fill(1);
+const KEY_B = new Uint8Array(32).fill(2);
+
+function table(): { sessions: SharedSessions; index: number; slot: number; generation: number } {
+  const sessions = new SharedSessions(undefined, 64);
+  const peer = sessions.peerSlot(7);
+  const index = sessions.allocateIndex(0xbeef);
+  sessions.publish(index, peer, 0x1234, KEY_A, KEY_B, KF_INITIATOR, 0);
+  const slot = sessions.slotOfIndex(index);
+  return { sessions, index, slot, generation: sessions.generation(slot) };
+}
+
+function runWorkers(jobs: object[]): Promise<number[][]> {
+  const go = new Int32Array(new SharedArrayBuffer(4));
+  const results = jobs.map((job) => new Promise<number[]>((resolve, reject) => {
+    const worker = new Worker(new URL("./fixtures/sessions-worker.ts", import.meta.url).href);
+    worker.onmessage = (e: MessageEvent<number[]>) => {
+      resolve(e.data);
+      worker.terminate();
+    };
+    worker.onerror = (e) => reject(new Error(e.message));
+    worker.postMessage({ ...job, go });
+  }));
+  setTimeout(() => Atomics.store(go, 0, 1), 200);
+  return Promise.all(results);
+}
+
+describe("SharedSessions: keypair slots", () => {
+  test("a published keypair is found by its index, its keys read back, and it is gone once released", () => {
+    const { sessions, index, slot, generation } = table();
+    expect(index & 0xffff).toBe(slot);
+    expect(SharedSessions.live(generation)).toBe(true);
+    expect(sessions.remoteIndex(slot)).toBe(0x1234);
+    const send = new Uint8Array(32);
+    const recv = new Uint8Array(32);
+    expect(sessions.readKeys(slot, generation, send, recv)).toBe(true);
+    expect(send).toEqual(KEY_A);
+    expect(recv).toEqual(KEY_B);
+    expect(sessions.slotOfIndex(index ^ 0x10000)).toBe(-1); // same slot, other random bits
+    sessions.releaseIndex(index);
+    expect(sessions.slotOfIndex(index)).toBe(-1);
+    expect(SharedSessions.live(sessions.generation(slot))).toBe(false);
+    expect(sessions.readKeys(slot, generation, send, recv)).toBe(false);
+  });
+
+  test("counter blocks: thread t gets only blocks of residue t, each once; none after the keypair is retired", () => {
+    const { sessions, index, slot, generation } = table();
+    const seen = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const thread = i % 3 === 0 ? 1 : i % 7 === 0 ? 2 : 0;
+      const block = sessions.reserveBlock(slot, generation, thread, 3);
+      expect(block % 3).toBe(thread);
+      expect(seen.has(block)).toBe(false);
+      seen.add(block);
+    }
+    sessions.releaseIndex(index);
+    expect(sessions.reserveBlock(slot, generation, 0, 3)).toBe(-1);
+    // The slot's next keypair counts from block 0 again, for its own generation only: a thread
+    // still holding the old generation burns the block it took (block 0), which is never used.
+    const again = sessions.allocateIndex(1);
+    expect(again & 0xffff).toBe(slot);
+    sessions.publish(again, 0, 1, KEY_A, KEY_B, 0, 0);
+    expect(sessions.reserveBlock(slot, generation, 0, 3)).toBe(-1);
+    expect(sessions.reserveBlock(slot, sessions.generation(slot), 0, 3)).toBe(3);
+  });
+
+  test("the shared replay window answers exactly as ReplayWindow on a long reordered, duplicated sequence", () => {
+    const { sessions, slot } = table();
+    const local = new ReplayWindow();
+    const random = seededRandom(42);
+    let base = 0;
+    for (let i = 0; i < 50_000; i++) {
+      // Mostly forward, some far behind (outside the window), some repeats, some jumps.
+      const r = random();
+      base += r < 0.01 ? 20_000 : Math.floor(random() * 4);
+      const counter = r < 0.2 ? Math.max(0, base - Math.floor(random() * (WINDOW_SIZE + 200))) : base;
+      expect(sessions.acceptCounter(slot, counter)).toBe(local.accept(counter));
+    }
+  });
+});
+
+describe("SharedSessions: two threads at once (Workers)", () => {
+  test("two threads taking 20000 blocks each from one keypair never get the same block", async () => {
+    const { sessions, slot, generation } = table();
+    const job = { layout: sessions.layout, slot, generation, threads: 2, kind: "blocks", count: 20_000 };
+    const [zero, one] = await runWorkers([{ ...job, thread: 0 }, { ...job, thread: 1 }]);
+    const all = new Set([...zero, ...one]);
+    expect(zero.every((b) => b >= 0 && b % 2 === 0)).toBe(true);
+    expect(one.every((b) => b >= 0 && b % 2 === 1)).toBe(true);
+    expect(all.size).toBe(40_000);
+    // So every counter sent is unique: block b covers [b * 256, b * 256 + 256).
+    expect(COUNTER_BLOCK).toBe(256);
+  });
+
+  test("two threads checking the same 30000 counters (each in its own order) accept each exactly once", async () => {
+    const { sessions, slot } = table();
+    const count = 30_000;
+    // Orders that stay inside the replay window: counters shuffled within runs of 1000.
+    const order = (seed: number) => {
+      const random = seededRandom(seed);
+      const out: number[] = [];
+      for (let start = 0; start < count; start += 1000) {
+        const run = Array.from({ length: 1000 }, (_, i) => start + i);
+        for (let i = run.length - 1; i > 0; i--) {
+          const j = Math.floor(random() * (i + 1));
+          [run[i], run[j]] = [run[j], run[i]];
+        }
+        out.push(...run);
+      }
+      return out;
+    };
+    const job = { layout: sessions.layout, slot, generation: 0, thread: 0, threads: 2, kind: "replay", count };
+    const [first, second] = await runWorkers([{ ...job, order: order(1) }, { ...job, order: order(2) }]);
+    const accepted = [...first, ...second].sort((x, y) => x - y);
+    expect(accepted.length).toBe(count);
+    expect(new Set(accepted).size).toBe(count);
+  });
+});
