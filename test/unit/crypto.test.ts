@@ -175,10 +175,11 @@ describe("data-path AEAD backends", () => {
     const b = selectAeadBackend();
     expect(BACKEND_NAMES).toContain(b.name);
     // libsodium.so.23 and libcrypto.so.3 are installed by scripts/install-deps.sh and in the
-    // image; say why if one did not load.
+    // image, libgcrypt.so.20 comes with apt (libapt-pkg) on Debian; say why if one did not load.
     expect(libsodium).not.toBeTypeOf("string");
     expect(libcrypto).not.toBeTypeOf("string");
-    if (!process.env.WONTUN_AEAD) expect(b.name).toBe("libsodium+libcrypto");
+    expect(libgcrypt).not.toBeTypeOf("string");
+    if (!process.env.WONTUN_AEAD) expect(b.name).toBe("libsodium+libgcrypt");
   });
 
   test("WONTUN_AEAD forces a backend; an unknown value is an error", () => {
@@ -190,7 +191,9 @@ describe("data-path AEAD backends", () => {
       return r.exitCode === 0 ? r.stdout.toString().trim() : `error: ${r.stderr.toString()}`;
     };
     expect(pick("noble")).toBe("noble");
-    expect(pick("")).toBe("libsodium+libcrypto");
+    expect(pick("")).toBe("libsodium+libgcrypt");
+    expect(pick("libsodium+libcrypto")).toBe("libsodium+libcrypto");
+    expect(pick("LIBGCRYPT")).toBe("libgcrypt");
     expect(pick("libcrypto")).toBe("libcrypto");
     expect(pick(" LibSodium ")).toBe("libsodium");
     expect(pick("openssl")).toContain("WONTUN_AEAD must be");
