@@ -8,11 +8,13 @@ import { ifName, removeWgSocket, startWontunBench, waitFor, type BenchLab, type 
 import { findWireguardGo, startWgGoBuild, type WgGoKind } from "./wg-go.ts";
 
 /**
- * wontun variants: the two modes with every offload (the headline figures), and the ladder that
- * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO).
+ * wontun variants: the two modes with every offload (the headline figures), the ladder that
+ * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO), and
+ * the WireGuard mode on 2 data-path threads (--threads 2; the others run on 1).
  */
 const WONTUN_VARIANTS = {
   "wontun-wg": { mode: "wg", offload: "all", net: 30, label: "wontun (WireGuard)" },
+  "wontun-wg-t2": { mode: "wg", offload: "all", net: 34, label: "wontun WG, 2 threads", threads: 2 },
   "wontun-plain": { mode: "plain", offload: "all", net: 40, label: "wontun (plaintext)" },
   "wontun-wg-none": { mode: "wg", offload: "none", net: 31, label: "wontun WG, no offloads" },
   "wontun-wg-tso": { mode: "wg", offload: "tso", net: 32, label: "wontun WG, tso" },
@@ -118,7 +120,7 @@ async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): P
     confB = plainConfig(name("b"), `${inner(1)}/24`, port, name("a"), A_UNDERLAY, inner(2));
     confA = plainConfig(name("a"), `${inner(2)}/24`, port, name("b"), B_UNDERLAY, inner(1));
   }
-  const args = ["--offload", v.offload];
+  const args = ["--offload", v.offload, "--threads", String("threads" in v ? v.threads : 1)];
   const pb = (await startWontunBench(b, env.dir.write(`${name("b")}.conf`, confB), { args })).proc;
   const pa = (await startWontunBench(a, env.dir.write(`${name("a")}.conf`, confA), { args })).proc;
   return ready(a, { kind, bAddress: inner(1), procs: { a: pa, b: pb }, mtu: v.mode === "wg" ? 1420 : 1400 });

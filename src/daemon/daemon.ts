@@ -176,7 +176,10 @@ export class TunnelDaemon {
   private fullStatus(): DeviceStatus {
     const status = this.operations.status();
     if (this.mesh) status.mesh = this.mesh.status();
-    if (this.threads) status.threads = [this.device.ownTransfer(), ...this.threads.threadTransfers()];
+    if (this.threads) {
+      status.threads = [this.device.ownTransfer(), ...this.threads.threadTransfers()];
+      for (const [reason, n] of Object.entries(this.threads.drops())) status.drops[reason] = (status.drops[reason] ?? 0) + n;
+    }
     return status;
   }
 

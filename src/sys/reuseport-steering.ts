@@ -2,13 +2,12 @@
 // SO_ATTACH_REUSEPORT_CBPF returns the socket's index in the group (the order the sockets were
 // bound in). The program sees the UDP payload.
 //
-// For WireGuard the payload's first byte is the message type and bytes 8..15 are the transport
-// counter (little-endian). Handshake messages (and anything too short) go to socket 0, the
-// thread that runs the handshakes; transport data goes to socket (counter >> 8) % N, so each
-// run of 256 counters lands on one socket. A wontun sender gives each of its threads the blocks
-// of one residue (see src/threads/shared-sessions.ts), so a flow that one thread sends stays on
-// one thread at the receiver too. The counter's bits 8..31 are used: past 2^32 packets in one
-// session the choice merely changes, and any thread can open any session.
+// For WireGuard the payload's first byte is the message type and bytes 4..7 of a transport
+// message are the receiver's index (ours, little-endian). Handshake messages (and anything too
+// short) go to socket 0, the thread that runs the handshakes; transport data goes to socket
+// (index >> 16) % N. Our indices carry their peer's receiving thread there (see
+// src/threads/shared-store.ts), so all of one peer's datagrams are opened by one thread, in the
+// order they arrived, as wireguard-go's per-peer receive routine does.
 import { ptr } from "bun:ffi";
 import { libc } from "./libc.ts";
 import { fail } from "./errno.ts";
@@ -29,19 +28,15 @@ const RET_K = 0x06;
 const TYPE_TRANSPORT = 4;
 
 /** The program's instructions as [code, jt, jf, k]. */
-export function counterBlockProgram(sockets: number): [number, number, number, number][] {
+export function receiverIndexProgram(sockets: number): [number, number, number, number][] {
   if (!Number.isInteger(sockets) || sockets < 1 || sockets > 1024) throw new RangeError(`bad socket count ${sockets}`);
   return [
     [LD_B_ABS, 0, 0, 0],
-    [JEQ_K, 0, 11, TYPE_TRANSPORT], // not transport data: to the last instruction (socket 0)
-    [LD_B_ABS, 0, 0, 11],
-    [LSH_K, 0, 0, 16],
-    [TAX, 0, 0, 0],
-    [LD_B_ABS, 0, 0, 10],
+    [JEQ_K, 0, 7, TYPE_TRANSPORT], // not transport data: to the last instruction (socket 0)
+    [LD_B_ABS, 0, 0, 7],
     [LSH_K, 0, 0, 8],
-    [OR_X, 0, 0, 0],
     [TAX, 0, 0, 0],
-    [LD_B_ABS, 0, 0, 9],
+    [LD_B_ABS, 0, 0, 6],
     [OR_X, 0, 0, 0],
     [MOD_K, 0, 0, sockets],
     [RET_A, 0, 0, 0],
@@ -50,11 +45,11 @@ export function counterBlockProgram(sockets: number): [number, number, number, n
 }
 
 /**
- * Attaches the counter-block program to `fd`'s SO_REUSEPORT group of `sockets` sockets (one
+ * Attaches the receiver-index program to `fd`'s SO_REUSEPORT group of `sockets` sockets (one
  * attach serves the whole group). Throws if the kernel refuses.
  */
-export function steerByCounterBlock(fd: number, sockets: number): void {
-  const program = counterBlockProgram(sockets);
+export function steerByReceiverIndex(fd: number, sockets: number): void {
+  const program = receiverIndexProgram(sockets);
   const filter = new Uint8Array(new ArrayBuffer(program.length * 8));
   const view = new DataView(filter.buffer);
   program.forEach(([code, jt, jf, k], i) => {

@@ -70,6 +70,15 @@ async function start(setup: ThreadSetup): Promise<void> {
   device.start();
   const wake = new EventFd(setup.wakeFd);
   device.watch(wake.fd, () => wake.drain());
+  // What this thread dropped, for the main thread's `wontun show`, once a second.
+  let nextPublish = 0;
+  device.addTimer({
+    nextDeadline: () => nextPublish,
+    tick: (at) => {
+      nextPublish = at + 1000;
+      sessions.publishDrops(setup.thread, { ...protocol!.counters, ...(device!.counters as unknown as Record<string, number>) });
+    },
+  });
   for (const peer of setup.peers) {
     protocol.addPeer(peer.id, peer.peerSlot);
     device.addPeer(peer.id, peer.label);

@@ -14,10 +14,9 @@
 //   count is never used with the old key: no (key, counter) pair is ever sent twice.
 // - A thread whose block fell STALE_BLOCKS behind the newest takes a fresh one, so a quiet
 //   thread's counters stay inside the receiver's replay window while a busy one runs ahead.
-// - Thread t of T takes only blocks b with b % T === t, so the receiver (whose sockets are chosen
-//   by (counter >> 8) % T, src/sys/reuseport-steering.ts) opens one thread's flows on one thread.
-// - The replay window is one per keypair, behind a spinlock held for a few dozen instructions.
-import { WINDOW_SIZE, MAX_COUNTER } from "../protocol/wireguard/replay.ts";
+// - The replay window is one per keypair (SHARED_WINDOW_SIZE wide), behind a spinlock held for
+//   a few dozen instructions.
+import { MAX_COUNTER } from "../protocol/wireguard/replay.ts";
 
 /** Most data-path threads a tunnel may have. */
 export const MAX_THREADS = 16;
@@ -46,9 +45,17 @@ const K_LAST_F64 = 8; // replay window's highest counter (a float64 over words 8
 const K_CREATED_F64 = 10; // creation time (words 10-11)
 const K_SEND_KEY = 12; // 32 bytes: words 12-19
 const K_RECV_KEY = 20; // 32 bytes: words 20-27
-const K_RING = 32; // replay bitmap: 256 words
-const RING_WORDS = 256;
+const K_RING = 32; // replay bitmap: RING_WORDS words
+const RING_WORDS = 1024;
 const RING_BITS = RING_WORDS * 32;
+/**
+ * Largest accepted distance below the highest counter seen: 4 times the 8128 of the kernel and
+ * wireguard-go. One thread sees its peer's packets in order; several threads open them out of
+ * order by however long one of them was off its core with a batch in hand (tens of ms on a busy
+ * machine, thousands of packets at Gbit/s), and a narrow window turns that into drops. Replay
+ * protection is as exact as with the narrow window: each counter is accepted at most once.
+ */
+export const SHARED_WINDOW_SIZE = RING_BITS - 64;
 const K_STRIDE = K_RING + RING_WORDS;
 
 /** Keypair flags. */
@@ -75,6 +82,13 @@ const A_RX = 4;
 const A_TX = A_RX + MAX_THREADS;
 const A_STRIDE = A_TX + MAX_THREADS;
 
+/** What a data-path thread counts as dropped, published for `wontun show` (see publishDrops). */
+export const THREAD_DROP_NAMES = [
+  "unknownIndex", "expiredKeypair", "decryptFailed", "replayedData", "malformed", "badInnerPacket", "noSession",
+  "noRoute", "sourceRejected", "notIp", "tunWriteErrors", "udpErrors", "offloadErrors",
+] as const;
+const DROP_STRIDE = 16;
+
 export interface SharedSessionsLayout {
   buffer: SharedArrayBuffer;
   peerCapacity: number;
@@ -89,6 +103,10 @@ export class SharedSessions {
   private readonly kpBytes: Uint8Array;
   private readonly peers: Int32Array;
   private readonly activity: Float64Array;
+  private readonly threadDrops: Float64Array;
+
+  /** Counters this thread refused as older than the window (the rest of its refusals were repeats). */
+  tooOld = 0;
 
   // Main thread only: free slots.
   private freeKeypairs: number[] | null = null;
@@ -103,12 +121,14 @@ export class SharedSessions {
     const kpBytes = this.keypairCapacity * K_STRIDE * 4;
     const peerBytes = this.peerCapacity * P_STRIDE * 4;
     const activityBytes = this.peerCapacity * A_STRIDE * 8;
-    this.buffer = layout?.buffer ?? new SharedArrayBuffer(kpBytes + activityBytes + peerBytes);
+    const dropBytes = MAX_THREADS * DROP_STRIDE * 8;
+    this.buffer = layout?.buffer ?? new SharedArrayBuffer(kpBytes + activityBytes + dropBytes + peerBytes);
     this.kp = new Int32Array(this.buffer, 0, this.keypairCapacity * K_STRIDE);
     this.kpF64 = new Float64Array(this.buffer, 0, kpBytes / 8);
     this.kpBytes = new Uint8Array(this.buffer, 0, kpBytes);
     this.activity = new Float64Array(this.buffer, kpBytes, this.peerCapacity * A_STRIDE);
-    this.peers = new Int32Array(this.buffer, kpBytes + activityBytes, this.peerCapacity * P_STRIDE);
+    this.threadDrops = new Float64Array(this.buffer, kpBytes + activityBytes, MAX_THREADS * DROP_STRIDE);
+    this.peers = new Int32Array(this.buffer, kpBytes + activityBytes + dropBytes, this.peerCapacity * P_STRIDE);
     if (layout === undefined) {
       this.freeKeypairs = [];
       for (let s = this.keypairCapacity - 1; s >= 0; s--) this.freeKeypairs.push(s);
@@ -257,21 +277,14 @@ export class SharedSessions {
   }
 
   /**
-   * A block of counters for `thread` of `threads` on slot's keypair under `generation`: returns
-   * the block number (counters block*COUNTER_BLOCK ... +COUNTER_BLOCK-1), or -1 if the keypair
-   * changed (the block must not be used) or ran out of counters.
+   * A block of counters on slot's keypair under `generation`: returns the block number (counters
+   * block*COUNTER_BLOCK ... +COUNTER_BLOCK-1), or -1 if the keypair changed (the block must not
+   * be used) or ran out of counters.
    */
-  reserveBlock(slot: number, generation: number, thread: number, threads: number): number {
+  reserveBlock(slot: number, generation: number): number {
     const kp = this.kp;
-    const at = slot * K_STRIDE + K_BLOCK;
-    let block: number;
-    for (;;) {
-      const highest = Atomics.load(kp, at);
-      block = highest + 1;
-      block += (thread - (block % threads) + threads) % threads;
-      if (block > 0x7fffffff - threads) return -1;
-      if (Atomics.compareExchange(kp, at, highest, block) === highest) break;
-    }
+    const block = Atomics.add(kp, slot * K_STRIDE + K_BLOCK, 1) + 1;
+    if (block < 0 || block === 0x7fffffff) return -1; // 2^39 counters: never in a 3-minute session
     return Atomics.load(kp, slot * K_STRIDE + K_GEN) === generation ? block : -1;
   }
 
@@ -307,7 +320,8 @@ export class SharedSessions {
           if (diff > RING_WORDS) diff = RING_WORDS;
           for (let i = 1; i <= diff; i++) kp[ring + ((current + i) % RING_WORDS)] = 0;
           this.kpF64[lastAt] = counter;
-        } else if (last - counter > WINDOW_SIZE) {
+        } else if (last - counter > SHARED_WINDOW_SIZE) {
+          this.tooOld++;
           return false;
         }
       }
@@ -383,6 +397,22 @@ export class SharedSessions {
     return { rxBytes, txBytes };
   }
 
+  /** A data-path thread's drop counters (named as THREAD_DROP_NAMES), as it last published them. */
+  publishDrops(thread: number, counts: Record<string, number>): void {
+    THREAD_DROP_NAMES.forEach((name, i) => (this.threadDrops[thread * DROP_STRIDE + i] = counts[name] ?? 0));
+  }
+
+  /** Drops over the threads from `firstThread` on, by name. */
+  drops(firstThread: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    THREAD_DROP_NAMES.forEach((name, i) => {
+      let n = 0;
+      for (let t = firstThread; t < MAX_THREADS; t++) n += this.threadDrops[t * DROP_STRIDE + i];
+      out[name] = n;
+    });
+    return out;
+  }
+
   /** Bytes thread `thread` moved over all peers (to show each thread carries traffic). */
   threadTransfer(thread: number): number {
     let total = 0;
@@ -394,4 +424,3 @@ export class SharedSessions {
   }
 }
 
-export { RING_BITS as SHARED_RING_BITS };

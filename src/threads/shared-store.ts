@@ -24,7 +24,7 @@ class SharedCounters implements SessionCounters {
     if ((this.sessions.flags(this.slot) & KF_EXPIRED) !== 0) return -1;
     const end = this.end;
     if (this.nextCounter >= end || this.sessions.highestBlock(this.slot) - (end / COUNTER_BLOCK - 1) > STALE_BLOCKS) {
-      const block = this.sessions.reserveBlock(this.slot, this.generation, 0, this.threads);
+      const block = this.sessions.reserveBlock(this.slot, this.generation);
       if (block < 0) return -1;
       this.nextCounter = block * COUNTER_BLOCK;
       this.end = this.nextCounter + COUNTER_BLOCK;
@@ -51,9 +51,17 @@ export class SharedSessionStore implements SessionStore {
     private readonly threads: number,
   ) {}
 
-  allocateIndex(): number {
+  /**
+   * An index whose bits 16-31 are random but for their value modulo the thread count, which is
+   * the peer's receiving thread: the sockets' steering program sends the peer's datagrams there.
+   */
+  allocateIndex(peer: PeerId): number {
     const r = randomBytes(2);
-    return this.sessions.allocateIndex(r[0] | (r[1] << 8));
+    const home = this.sessions.peerSlot(peer) % this.threads;
+    const high = r[0] | (r[1] << 8);
+    let steered = high - (high % this.threads) + home;
+    if (steered > 0xffff) steered -= this.threads;
+    return this.sessions.allocateIndex(steered);
   }
 
   releaseIndex(index: number): void {

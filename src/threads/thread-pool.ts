@@ -1,7 +1,9 @@
 // The main thread's side of a multi-threaded data path. The main thread is data-path thread 0
 // (its Device, with the handshakes, timers and control socket); ThreadPool starts threads
 // 1..N-1, each with its own TUN queue (IFF_MULTI_QUEUE) and its own socket in the listening
-// socket's SO_REUSEPORT group, steered by counter block (src/sys/reuseport-steering.ts). It keeps
+// socket's SO_REUSEPORT group. Datagrams are steered to their peer's receiving thread
+// (src/sys/reuseport-steering.ts), outgoing packets to a queue by flow hash
+// (src/sys/tun-steering.ts), so every thread sends and a peer is opened in order. It keeps
 // them in step with the main Device (DeviceMirror), acts on what they ask, and folds what they
 // did into the protocol's timers and the transfer counters.
 import type { UdpBind } from "../device/bind-udp.ts";
@@ -16,7 +18,8 @@ import type { PeerId } from "../protocol/tunnel.ts";
 import type { WireGuardProtocol } from "../protocol/wireguard/protocol.ts";
 import { libc } from "../sys/libc.ts";
 import { EventFd } from "../sys/eventfd.ts";
-import { steerByCounterBlock } from "../sys/reuseport-steering.ts";
+import { steerByReceiverIndex } from "../sys/reuseport-steering.ts";
+import { steerTunByHash } from "../sys/tun-steering.ts";
 import { openReusePortSibling, setSocketMark, type UdpSocket } from "../sys/udp.ts";
 import { A_AUTH_RECEIVED, A_AUTH_SENT, A_DATA_RECEIVED, A_DATA_SENT, SharedSessions } from "./shared-sessions.ts";
 import type { FromThread, PeerState, ThreadSetup, ToThread } from "./thread-messages.ts";
@@ -89,9 +92,11 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
       const tunFd = tun.addQueue();
       ready.push(this.spawn(t, tunFd, socket));
     }
-    steerByCounterBlock(listen.fd, threads);
+    steerByReceiverIndex(listen.fd, threads);
+    const tunSteering = steerTunByHash(tun.fd);
+    if (tunSteering !== null) log.warn(`outgoing flows are spread by the kernel's default instead of by hash (${tunSteering})`);
     await Promise.all(ready);
-    log.info(`data path on ${threads} threads (TUN queues and SO_REUSEPORT sockets, steered by counter block)`);
+    log.info(`data path on ${threads} threads (a TUN queue and a socket each; peers spread over them by index, flows by hash)`);
   }
 
   private spawn(thread: number, tunFd: number, socket: UdpSocket): Promise<void> {
@@ -281,7 +286,7 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
       t.worker.postMessage({ kind: "socket", socket: t.socket } satisfies ToThread);
       t.wake.signal();
     }
-    steerByCounterBlock(listen.fd, this.options.threads);
+    steerByReceiverIndex(listen.fd, this.options.threads);
   }
 
   markChanged(mark: number): void {
@@ -292,6 +297,11 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
   transferOf(id: PeerId): { rxBytes: number; txBytes: number } {
     const peer = this.peers.get(id);
     return peer ? this.options.sessions.transfer(peer.peerSlot, 1) : { rxBytes: 0, txBytes: 0 };
+  }
+
+  /** What the other threads dropped, by reason (their last once-a-second report). */
+  drops(): Record<string, number> {
+    return this.options.sessions.drops(1);
   }
 
   /** Datagram bytes each thread moved (thread 0: the main thread's, which is not counted here). */

@@ -124,7 +124,7 @@ export class ThreadProtocol implements TunnelProtocol {
     let counter = this.sendNext[ps];
     const end = this.sendEnd[ps];
     if (counter >= end || sessions.highestBlock(slot) - (end / COUNTER_BLOCK - 1) > STALE_BLOCKS) {
-      const block = sessions.reserveBlock(slot, generation, this.thread, this.threads);
+      const block = sessions.reserveBlock(slot, generation);
       if (block < 0) return this.noSession(peerId, ps, buf, offset, length);
       counter = block * COUNTER_BLOCK;
       this.sendEnd[ps] = counter + COUNTER_BLOCK;

@@ -92,7 +92,8 @@ export interface WireGuardOptions {
  * indices name shared slots, and every keypair is published there before its keys are wiped.
  */
 export interface SessionStore {
-  allocateIndex(): number;
+  /** A new local index for a handshake with `peer`. */
+  allocateIndex(peer: PeerId): number;
   /** The index is no longer ours (handshake abandoned or keypair retired). */
   releaseIndex(index: number): void;
   /** Publishes a new keypair; its counters and replay window are the shared ones. */
@@ -391,7 +392,7 @@ export class WireGuardProtocol implements TunnelProtocol {
       this.counters.handshakeFailed++;
       return Outcome.Drop;
     }
-    const localIndex = this.newIndex();
+    const localIndex = this.newIndex(peer);
     const [recvKey, sendKey] = responder.state.split();
     responder.state.wipe();
     const keypair = this.newKeypair(peer, localIndex, remoteIndex, sendKey, recvKey, false, now);
@@ -618,7 +619,7 @@ export class WireGuardProtocol implements TunnelProtocol {
     if (!isRetry) peer.handshakeAttempts = 0;
     if (now - peer.lastHandshakeSentAt < REKEY_TIMEOUT) return;
     this.dropPending(peer);
-    const localIndex = this.newIndex();
+    const localIndex = this.newIndex(peer);
     const noise = new IKInitiator(
       CONSTRUCTION,
       IDENTIFIER,
@@ -754,8 +755,8 @@ export class WireGuardProtocol implements TunnelProtocol {
     this.store?.keypairsChanged(peer.id, peer.current, peer.next);
   }
 
-  private newIndex(): number {
-    if (this.store !== null) return this.store.allocateIndex();
+  private newIndex(peer: WgPeer): number {
+    if (this.store !== null) return this.store.allocateIndex(peer.id);
     for (;;) {
       const b = this.random(4);
       const index = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
