@@ -19,6 +19,7 @@
 // /proc/self/status costs tens of µs); "off" or "0": never; a number: check
 // every that many seconds.
 import { dlopen, FFIType, type Pointer } from "bun:ffi";
+import type { Logger } from "../log.ts";
 import { readFileSync } from "node:fs";
 
 const MADV_DONTNEED = 4;
@@ -158,4 +159,11 @@ export function startFilePageTrimmer(
   }, intervalMs);
   timer.unref?.();
   return () => clearInterval(timer);
+}
+
+/** The daemon's trimmer, once it runs (start-up's pages are then done with): each trim at debug level. */
+export function trimFilePagesFromNowOn(log: Logger): () => void {
+  return startFilePageTrimmer(undefined, (r) => {
+    if (log.debugOn) log.debug(`file-backed pages trimmed: ${(r.rssFileBeforeKiB / 1024).toFixed(1)} -> ${(r.rssFileAfterKiB / 1024).toFixed(1)} MiB in ${r.ms.toFixed(1)} ms`);
+  });
 }

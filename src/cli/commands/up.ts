@@ -4,6 +4,7 @@
 import { defineCommand } from "citty";
 import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
+import { trimFilePagesFromNowOn } from "../../memory/file-pages.ts";
 import { DEFAULT_THREADS, parseThreads } from "../../threads/thread-count.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
@@ -154,6 +155,7 @@ export const upCommand = defineCommand({
       await host.apply(daemon.interfaceName);
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
+      trimFilePagesFromNowOn(log);
       tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
       signals.running();
       await daemon.run();

@@ -6,6 +6,7 @@
 // (or WG_PROCESS_FOREGROUND=1) it returns once the tunnel is ready and the daemon runs on. The
 // daemon stops on SIGTERM/SIGINT and when its interface is deleted (`wg-quick down`).
 import { ALL_OFFLOADS, parseOffloads, type Offloads } from "../../device/offloads.ts";
+import { trimFilePagesFromNowOn } from "../../memory/file-pages.ts";
 import { chooseThreads } from "./up.ts";
 import { createLogger, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
@@ -107,6 +108,7 @@ export async function runUserspace(argv: string[]): Promise<number> {
     throw err;
   }
   log.info(`${daemon.interfaceName}: running; configure it with wg (control socket ${daemon.socketPath})`);
+  trimFilePagesFromNowOn(log);
   reportReady();
   signals.running();
   try {
