@@ -12,10 +12,11 @@ LABEL org.opencontainers.image.title="wontun" \
       org.opencontainers.image.licenses="MIT"
 
 # wontun sets up its interface, addresses and routes over netlink itself: no iproute2 needed.
-# libsodium23 and libssl3 (libcrypto.so.3) are WireGuard mode's fast ChaCha20-Poly1305, for short
-# and long packets (without both wontun uses either one, or a pure-JS cipher ~15 times slower).
+# libsodium23, and libgcrypt20 or libssl3 (libcrypto.so.3), are WireGuard mode's fast
+# ChaCha20-Poly1305 for short and long packets (without them wontun uses whichever it finds, or a
+# pure-JS cipher ~15 times slower).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libsodium23 libssl3 \
+ && apt-get install -y --no-install-recommends libsodium23 libgcrypt20 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY dist/wontun /usr/local/bin/wontun
 

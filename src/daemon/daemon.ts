@@ -98,6 +98,7 @@ export class TunnelDaemon {
       offloads: options.offloads,
       mtu: options.config.interface.mtu,
       protocolHeadroom: protocol.headroom,
+      authenticated: protocol instanceof WireGuardProtocol,
       log: options.log,
       threaded: sessions ? {} : undefined,
     });

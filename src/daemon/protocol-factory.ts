@@ -17,8 +17,8 @@ export function createProtocol(config: Config, log: Logger, labelOf: (peer: Peer
     wg.onEvent = (peer, message) => log.debug(`peer ${labelOf(peer)}: ${message}`);
     let via: string = aead.name;
     if (aead instanceof BySizeBackend) {
-      via = "libsodium, and libcrypto from the first long packet on";
-      aead.onLongUnavailable = (why) => log.warn(`libcrypto unavailable (${why}); long packets stay on libsodium`);
+      via = `libsodium, and ${aead.name.split("+")[1]} from the first long packet on`;
+      aead.onLongUnavailable = (why) => log.warn(`${aead.name.split("+")[1]} unavailable (${why}); long packets stay on libsodium`);
     }
     const key = wg.publicKey ? `public key ${encodeKey(wg.publicKey)}` : "no private key yet";
     log.info(`WireGuard mode, ${key}; ChaCha20-Poly1305 via ${via}`);

@@ -19,6 +19,8 @@ export interface KernelIoOptions {
   mtu: number;
   /** The protocol's header length (TunnelProtocol.headroom). */
   protocolHeadroom: number;
+  /** The protocol authenticates every packet (WireGuard; not the plaintext protocol). */
+  authenticated: boolean;
   log: Logger;
   /**
    * One of several data-path threads (src/threads): the TUN is multi-queue and peers get no
@@ -42,6 +44,7 @@ export function kernelIo(options: KernelIoOptions): { tun: KernelTun; bind: UdpB
     tso: offloads.tso,
     gro: offloads.gro,
     log,
+    authenticated: options.authenticated,
     multiQueue: threaded !== undefined,
     queue: threaded?.queue,
   });

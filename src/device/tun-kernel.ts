@@ -30,6 +30,11 @@ export interface KernelTunOptions {
   /** Glue received TCP segments into super-packets on write. */
   gro: boolean;
   log: Logger;
+  /**
+   * Packets written were authenticated by the protocol (WireGuard's Poly1305): the coalescer may
+   * glue them without verifying their checksums (WONTUN_TRUST_INNER_CSUM). Not so in plaintext mode.
+   */
+  authenticated: boolean;
   /** One queue of a multi-queue interface, for a tunnel with several data-path threads. */
   multiQueue?: boolean;
   /**
@@ -70,7 +75,7 @@ export class KernelTun implements Tun {
     this.name = name;
     this.options = options;
     this.log = options.log;
-    this.coalescer = options.gro ? new TcpCoalescer(64) : null;
+    this.coalescer = options.gro ? new TcpCoalescer(64, options.authenticated ? undefined : false) : null;
     this.coalescer?.reset();
   }
 

@@ -61,6 +61,7 @@ async function start(setup: ThreadSetup): Promise<void> {
     offloads: setup.offloads,
     mtu: setup.mtu,
     protocolHeadroom: protocol.headroom,
+    authenticated: true,
     log,
     threaded: { queue: { fd: setup.tunFd, name: setup.interfaceName }, socket: setup.socket },
   });
