@@ -138,23 +138,33 @@ const REGROWTH_KIB = 2048;
 
 /**
  * Checks every `intervalMs` (unreferenced timer: it never keeps the process alive) and trims the
- * first time and whenever file-backed RSS grew by 2 MiB since the last trim. Returns a stop
- * function; does nothing when the interval is 0.
+ * first time, then whenever file-backed RSS grew by 2 MiB beyond what came back right after the
+ * last trim. Returns a stop function; does nothing when the interval is 0.
  */
 export function startFilePageTrimmer(
   intervalMs = trimIntervalFromEnv(),
   onTrim: ((r: TrimResult) => void) | null = null,
 ): () => void {
   if (intervalMs <= 0 || process.platform !== "linux") return () => {};
-  let afterLast = -Infinity;
+  // What comes straight back after a trim is code in use: trimming it again would only fault it
+  // back in over and over (an idle daemon trimmed every second that way). So the check after a
+  // trim takes what is resident then as the baseline, and only growth beyond it is trimmed.
+  let baseline = -Infinity;
+  let justTrimmed = false;
   const timer = setInterval(() => {
-    if (rssFileKiB() - afterLast < REGROWTH_KIB) return;
+    const resident = rssFileKiB();
+    if (justTrimmed) {
+      justTrimmed = false;
+      baseline = resident;
+      return;
+    }
+    if (resident - baseline < REGROWTH_KIB) return;
     const r = trimFilePages();
     if (typeof r === "string") {
       clearInterval(timer); // cannot work here: stop trying
       return;
     }
-    afterLast = r.rssFileAfterKiB;
+    justTrimmed = true;
     onTrim?.(r);
   }, intervalMs);
   timer.unref?.();

@@ -71,13 +71,18 @@ async function start(setup: ThreadSetup): Promise<void> {
   device.start();
   const wake = new EventFd(setup.wakeFd);
   device.watch(wake.fd, () => wake.drain());
-  // What this thread dropped, for the main thread's `wontun show`, once a second.
-  let nextPublish = 0;
+  // What this thread dropped, for the main thread's `wontun show`: at most once a second, and
+  // only when it changed (an idle thread is not woken for it).
+  const dropCounts = (): Record<string, number> => ({ ...protocol!.counters, ...(device!.counters as unknown as Record<string, number>) });
+  const total = (): number => protocol!.dropTotal() + device!.counters.total();
+  let published = 0;
+  let lastPublish = 0;
   device.addTimer({
-    nextDeadline: () => nextPublish,
+    nextDeadline: () => (total() !== published ? lastPublish + 1000 : Number.POSITIVE_INFINITY),
     tick: (at) => {
-      nextPublish = at + 1000;
-      sessions.publishDrops(setup.thread, { ...protocol!.counters, ...(device!.counters as unknown as Record<string, number>) });
+      lastPublish = at;
+      published = total();
+      sessions.publishDrops(setup.thread, dropCounts());
     },
   });
   for (const peer of setup.peers) {

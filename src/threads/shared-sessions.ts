@@ -72,6 +72,9 @@ const P_CONFIRM = 2; // keypair slot + 1 that a thread opened while it was "next
 const P_HELD = 3; // packets handed to the main thread for lack of a session
 const P_STRIDE = 4;
 
+/** A peer with no traffic for this long is quiet (see noteActivity). */
+export const QUIET_MS = 1000;
+
 // Peer activity, in float64s: when a thread last sent/received (ms on the shared clock), and
 // per thread the datagram bytes it moved.
 export const A_DATA_SENT = 0;
@@ -370,9 +373,16 @@ export class SharedSessions {
     Atomics.store(this.peers, peerSlot * P_STRIDE + P_HELD, 0);
   }
 
-  /** Records that a thread sent or received (A_* field) at `now`. */
-  noteActivity(peerSlot: number, field: number, now: number): void {
-    this.activity[peerSlot * A_STRIDE + field] = now;
+  /**
+   * Records that a thread sent or received (A_* field) at `now`. True if the last such event was
+   * over QUIET_MS ago: the main thread, which sleeps while the tunnel is quiet, should be woken
+   * to take up the peer's timers again.
+   */
+  noteActivity(peerSlot: number, field: number, now: number): boolean {
+    const at = peerSlot * A_STRIDE + field;
+    const resumed = now - this.activity[at] > QUIET_MS;
+    this.activity[at] = now;
+    return resumed;
   }
 
   lastActivity(peerSlot: number, field: number): number {

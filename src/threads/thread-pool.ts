@@ -24,9 +24,11 @@ import { openReusePortSibling, setSocketMark, type UdpSocket } from "../sys/udp.
 import { A_AUTH_RECEIVED, A_AUTH_SENT, A_DATA_RECEIVED, A_DATA_SENT, SharedSessions } from "./shared-sessions.ts";
 import type { FromThread, PeerState, ThreadSetup, ToThread } from "./thread-messages.ts";
 
-/** How often the threads' activity is folded into the timers (they run in seconds). */
+/**
+ * How often the threads' activity is folded into the timers (they run in seconds) while there is
+ * any; a quiet tunnel is not looked at until a thread wakes the main thread (QUIET_MS).
+ */
 const ABSORB_EVERY_MS = 250;
-const IDLE_ABSORB_EVERY_MS = 1000;
 /** How long a thread may take to start or to stop before it is given up on. */
 const THREAD_TIMEOUT_MS = 5000;
 
@@ -82,7 +84,10 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
     device.setMirror(this);
     device.watch(this.mainWake.fd, () => {
       this.mainWake.drain();
-      this.serviceRequests(performance.now());
+      const now = performance.now();
+      this.serviceRequests(now);
+      // Traffic resumed: fold it in soon and from then on.
+      this.nextAbsorb = Math.min(this.nextAbsorb, now + ABSORB_EVERY_MS);
     });
     device.addTimer(this);
     const listen = bind.listenSocket!;
@@ -242,8 +247,7 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
         active = true;
       }
     }
-    // An idle tunnel is looked at once a second (its timers run in seconds anyway).
-    this.nextAbsorb = now + (active ? ABSORB_EVERY_MS : IDLE_ABSORB_EVERY_MS);
+    this.nextAbsorb = active ? now + ABSORB_EVERY_MS : Number.POSITIVE_INFINITY;
     this.serviceRequests(now);
   }
 

@@ -141,7 +141,7 @@ export class ThreadProtocol implements TunnelProtocol {
     this.aead.seal(this.sendKeys[ps]!, counter, buf, offset, padded);
     const total = TRANSPORT_HEADER_SIZE + padded + TAG_SIZE;
     sessions.noteActivity(ps, A_AUTH_SENT, now);
-    sessions.noteActivity(ps, A_DATA_SENT, now);
+    if (sessions.noteActivity(ps, A_DATA_SENT, now)) this.events.wake();
     sessions.addTransfer(ps, this.thread, 0, total);
     if ((sessions.flags(slot) & KF_INITIATOR) !== 0 && (counter >= REKEY_AFTER_MESSAGES || now - createdAt >= REKEY_AFTER_TIME)) {
       if (sessions.askHandshake(ps)) this.events.wake();
@@ -242,7 +242,7 @@ export class ThreadProtocol implements TunnelProtocol {
     if ((flags & KF_INITIATOR) !== 0 && now - createdAt >= REKEY_ON_RECEIVE_AFTER && sessions.currentSlot(ps) === slot) {
       if (sessions.askHandshake(ps)) this.events.wake();
     }
-    sessions.noteActivity(ps, A_AUTH_RECEIVED, now);
+    if (sessions.noteActivity(ps, A_AUTH_RECEIVED, now)) this.events.wake();
     sessions.addTransfer(ps, this.thread, length, 0);
     const plainLength = sealedLength - TAG_SIZE;
     if (plainLength === 0) return Outcome.Accept; // keepalive
@@ -295,5 +295,11 @@ export class ThreadProtocol implements TunnelProtocol {
 
   drops(): Record<string, number> {
     return { ...this.counters };
+  }
+
+  /** Every drop counted so far (to tell whether anything changed). */
+  dropTotal(): number {
+    const c = this.counters;
+    return c.unknownIndex + c.expiredKeypair + c.decryptFailed + c.replayedData + c.malformed + c.badInnerPacket + c.noSession;
   }
 }
