@@ -168,12 +168,12 @@ export class TunnelDaemon {
       // The same status() that `wontun show --json` prints, read at each scrape.
       const version = this.options.version ?? "unknown";
       this.metrics.addSource((out) =>
-        writeDeviceMetrics(out, { status: this.operations.status(), handshakeMessages: this.device.protocol.handshakeMessages, version }));
+        writeDeviceMetrics(out, { status: this.fullStatus(), handshakeMessages: this.device.protocol.handshakeMessages, version }));
       this.log.info(`metrics on ${this.metrics.url}`);
     }
   }
 
-  /** Everything `wontun show` reports: the operations' status, the mesh's and the threads'. */
+  /** Everything `wontun show` and the metrics report: the operations' status, the mesh's and the threads'. */
   private fullStatus(): DeviceStatus {
     const status = this.operations.status();
     if (this.mesh) status.mesh = this.mesh.status();

@@ -66,6 +66,10 @@ export function writeDeviceMetrics(out: MetricsWriter, input: DeviceMetricsInput
   const dropped = out.counter("wontun_dropped_total", "Datagrams and packets dropped, by reason (the drops of wontun show --json: protocol and device counters).");
   const drops = dropsByReason(status.drops);
   for (const reason of [...drops.keys()].sort()) dropped.sample({ interface: iface, reason }, drops.get(reason)!);
+  if (status.threads) {
+    const moved = out.counter("wontun_thread_bytes_total", "Datagram bytes each data-path thread moved (--threads; thread 0 is the main thread).");
+    status.threads.forEach((bytes, thread) => moved.sample({ interface: iface, thread: String(thread) }, bytes));
+  }
   out.counter("wontun_handshake_messages_total", "Handshake messages received (every datagram that is not data, valid or not) and, in WireGuard mode, initiations sent.")
     .sample({ interface: iface }, input.handshakeMessages);
 }

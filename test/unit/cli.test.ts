@@ -51,6 +51,9 @@ describe("wontun CLI", () => {
     ["bad interface name", ["up", GOOD, "--interface", "this-name-is-far-too-long"], /longer than 15 bytes/],
     ["--conf without a file", ["--conf"], /--conf needs a config file/],
     ["unknown offload", ["up", GOOD, "--offload", "tso,warp"], /--offload: unknown offload "warp"/],
+    ["zero threads", ["up", GOOD, "--threads", "0"], /--threads must be between 1 and 16, got 0/],
+    ["too many threads", ["up", GOOD, "--threads", "17"], /--threads must be between 1 and 16, got 17/],
+    ["threads not a number", ["up", GOOD, "--threads", "lots"], /--threads must be a number of threads \(1-16\) or "auto", got "lots"/],
   ];
   for (const [what, args, message] of usageErrors) {
     test(`usage error exits 2: ${what}`, async () => {
@@ -74,6 +77,20 @@ describe("wontun CLI", () => {
     const overridden = run("fast", "--offload", "none", "--interface", "bad/name");
     expect(overridden.code).toBe(2);
     expect(overridden.stderr).not.toContain("WONTUN_OFFLOAD");
+    expect(overridden.stderr).toContain("may not contain");
+  });
+
+  test("a bad WONTUN_THREADS is a usage error; --threads overrides it", async () => {
+    const run = (env: string, ...args: string[]) => {
+      const r = Bun.spawnSync([process.execPath, MAIN, "up", GOOD, ...args], { env: { ...process.env, WONTUN_THREADS: env }, stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode, stderr: r.stderr.toString() };
+    };
+    const bad = run("-2");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/WONTUN_THREADS must be a number of threads/);
+    const overridden = run("-2", "--threads", "2", "--interface", "bad/name");
+    expect(overridden.code).toBe(2);
+    expect(overridden.stderr).not.toContain("WONTUN_THREADS");
     expect(overridden.stderr).toContain("may not contain");
   });
 
