@@ -135,11 +135,20 @@ export function trimIntervalFromEnv(raw = process.env.WONTUN_TRIM_FILE_PAGES): n
 
 /** Trim when file-backed RSS grew at least this much since the last trim. */
 const REGROWTH_KIB = 2048;
+/**
+ * Time after a trim before the next one, doubling with each trim up to the cap. Code used only
+ * every few seconds (an idle daemon re-touched ~17 MiB of the executable within 15 s of a trim) is
+ * working set too: trimming it again and again cost more CPU (the trim, then the faults) than an
+ * idle daemon otherwise uses.
+ */
+const FIRST_GAP_MS = 10_000;
+const MAX_GAP_MS = 600_000;
 
 /**
  * Checks every `intervalMs` (unreferenced timer: it never keeps the process alive) and trims the
  * first time, then whenever file-backed RSS grew by 2 MiB beyond what came back right after the
- * last trim. Returns a stop function; does nothing when the interval is 0.
+ * last trim, at most once per gap (10 s after the first trim, doubling to 10 min). Returns a stop
+ * function; does nothing when the interval is 0.
  */
 export function startFilePageTrimmer(
   intervalMs = trimIntervalFromEnv(),
@@ -151,7 +160,11 @@ export function startFilePageTrimmer(
   // trim takes what is resident then as the baseline, and only growth beyond it is trimmed.
   let baseline = -Infinity;
   let justTrimmed = false;
+  let gap = FIRST_GAP_MS;
+  let notBefore = 0;
   const timer = setInterval(() => {
+    const now = performance.now();
+    if (now < notBefore) return;
     const resident = rssFileKiB();
     if (justTrimmed) {
       justTrimmed = false;
@@ -165,6 +178,8 @@ export function startFilePageTrimmer(
       return;
     }
     justTrimmed = true;
+    notBefore = now + gap;
+    gap = Math.min(gap * 2, MAX_GAP_MS);
     onTrim?.(r);
   }, intervalMs);
   timer.unref?.();
