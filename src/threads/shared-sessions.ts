@@ -75,15 +75,16 @@ const P_STRIDE = 4;
 /** A peer with no traffic for this long is quiet (see noteActivity). */
 export const QUIET_MS = 1000;
 
-// Peer activity, in float64s: when a thread last sent/received (ms on the shared clock), and
-// per thread the datagram bytes it moved.
+// Peer activity: per thread and peer one 64-byte line of float64s (a thread writes only its own
+// lines, several times per packet: shared lines would bounce between cores), when the thread
+// last sent/received (ms on the shared clock) and the datagram bytes it moved.
 export const A_DATA_SENT = 0;
 export const A_DATA_RECEIVED = 1;
 export const A_AUTH_SENT = 2;
 export const A_AUTH_RECEIVED = 3;
 const A_RX = 4;
-const A_TX = A_RX + MAX_THREADS;
-const A_STRIDE = A_TX + MAX_THREADS;
+const A_TX = 5;
+const A_LINE = 8;
 
 /** What a data-path thread counts as dropped, published for `wontun show` (see publishDrops). */
 export const THREAD_DROP_NAMES = [
@@ -123,13 +124,13 @@ export class SharedSessions {
     this.keypairCapacity = Math.min(this.peerCapacity * 4, 1 << SLOT_BITS);
     const kpBytes = this.keypairCapacity * K_STRIDE * 4;
     const peerBytes = this.peerCapacity * P_STRIDE * 4;
-    const activityBytes = this.peerCapacity * A_STRIDE * 8;
+    const activityBytes = MAX_THREADS * this.peerCapacity * A_LINE * 8;
     const dropBytes = MAX_THREADS * DROP_STRIDE * 8;
     this.buffer = layout?.buffer ?? new SharedArrayBuffer(kpBytes + activityBytes + dropBytes + peerBytes);
     this.kp = new Int32Array(this.buffer, 0, this.keypairCapacity * K_STRIDE);
     this.kpF64 = new Float64Array(this.buffer, 0, kpBytes / 8);
     this.kpBytes = new Uint8Array(this.buffer, 0, kpBytes);
-    this.activity = new Float64Array(this.buffer, kpBytes, this.peerCapacity * A_STRIDE);
+    this.activity = new Float64Array(this.buffer, kpBytes, activityBytes / 8);
     this.threadDrops = new Float64Array(this.buffer, kpBytes + activityBytes, MAX_THREADS * DROP_STRIDE);
     this.peers = new Int32Array(this.buffer, kpBytes + activityBytes + dropBytes, this.peerCapacity * P_STRIDE);
     if (layout === undefined) {
@@ -157,7 +158,7 @@ export class SharedSessions {
     Atomics.store(this.peers, p + P_WANT_HANDSHAKE, 0);
     Atomics.store(this.peers, p + P_CONFIRM, 0);
     Atomics.store(this.peers, p + P_HELD, 0);
-    this.activity.fill(0, slot * A_STRIDE, (slot + 1) * A_STRIDE);
+    for (let t = 0; t < MAX_THREADS; t++) this.activity.fill(0, this.line(t, slot), this.line(t, slot) + A_LINE);
     this.peerSlotById.set(id, slot);
     return slot;
   }
@@ -378,33 +379,40 @@ export class SharedSessions {
    * over QUIET_MS ago: the main thread, which sleeps while the tunnel is quiet, should be woken
    * to take up the peer's timers again.
    */
-  noteActivity(peerSlot: number, field: number, now: number): boolean {
-    const at = peerSlot * A_STRIDE + field;
+  noteActivity(thread: number, peerSlot: number, field: number, now: number): boolean {
+    const at = this.line(thread, peerSlot) + field;
     const resumed = now - this.activity[at] > QUIET_MS;
     this.activity[at] = now;
     return resumed;
   }
 
+  /** The latest time any thread recorded for the peer (A_* field). */
   lastActivity(peerSlot: number, field: number): number {
-    return this.activity[peerSlot * A_STRIDE + field];
+    let latest = 0;
+    for (let t = 0; t < MAX_THREADS; t++) latest = Math.max(latest, this.activity[this.line(t, peerSlot) + field]);
+    return latest;
   }
 
-  addTransfer(peerSlot: number, thread: number, rxBytes: number, txBytes: number): void {
-    const a = peerSlot * A_STRIDE;
-    if (rxBytes !== 0) this.activity[a + A_RX + thread] += rxBytes;
-    if (txBytes !== 0) this.activity[a + A_TX + thread] += txBytes;
+  addTransfer(thread: number, peerSlot: number, rxBytes: number, txBytes: number): void {
+    const a = this.line(thread, peerSlot);
+    if (rxBytes !== 0) this.activity[a + A_RX] += rxBytes;
+    if (txBytes !== 0) this.activity[a + A_TX] += txBytes;
   }
 
   /** Bytes the threads from `firstThread` on moved for the peer. */
   transfer(peerSlot: number, firstThread = 0): { rxBytes: number; txBytes: number } {
-    const a = peerSlot * A_STRIDE;
     let rxBytes = 0;
     let txBytes = 0;
     for (let t = firstThread; t < MAX_THREADS; t++) {
-      rxBytes += this.activity[a + A_RX + t];
-      txBytes += this.activity[a + A_TX + t];
+      const a = this.line(t, peerSlot);
+      rxBytes += this.activity[a + A_RX];
+      txBytes += this.activity[a + A_TX];
     }
     return { rxBytes, txBytes };
+  }
+
+  private line(thread: number, peerSlot: number): number {
+    return (thread * this.peerCapacity + peerSlot) * A_LINE;
   }
 
   /** A data-path thread's drop counters (named as THREAD_DROP_NAMES), as it last published them. */
@@ -427,8 +435,8 @@ export class SharedSessions {
   threadTransfer(thread: number): number {
     let total = 0;
     for (const slot of this.peerSlotById.values()) {
-      const a = slot * A_STRIDE;
-      total += this.activity[a + A_RX + thread] + this.activity[a + A_TX + thread];
+      const a = this.line(thread, slot);
+      total += this.activity[a + A_RX] + this.activity[a + A_TX];
     }
     return total;
   }

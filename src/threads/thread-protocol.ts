@@ -140,9 +140,9 @@ export class ThreadProtocol implements TunnelProtocol {
     writeCounter(buf, start + TRANSPORT_COUNTER, counter);
     this.aead.seal(this.sendKeys[ps]!, counter, buf, offset, padded);
     const total = TRANSPORT_HEADER_SIZE + padded + TAG_SIZE;
-    sessions.noteActivity(ps, A_AUTH_SENT, now);
-    if (sessions.noteActivity(ps, A_DATA_SENT, now)) this.events.wake();
-    sessions.addTransfer(ps, this.thread, 0, total);
+    sessions.noteActivity(this.thread, ps, A_AUTH_SENT, now);
+    if (sessions.noteActivity(this.thread, ps, A_DATA_SENT, now)) this.events.wake();
+    sessions.addTransfer(this.thread, ps, 0, total);
     if ((sessions.flags(slot) & KF_INITIATOR) !== 0 && (counter >= REKEY_AFTER_MESSAGES || now - createdAt >= REKEY_AFTER_TIME)) {
       if (sessions.askHandshake(ps)) this.events.wake();
     }
@@ -242,11 +242,11 @@ export class ThreadProtocol implements TunnelProtocol {
     if ((flags & KF_INITIATOR) !== 0 && now - createdAt >= REKEY_ON_RECEIVE_AFTER && sessions.currentSlot(ps) === slot) {
       if (sessions.askHandshake(ps)) this.events.wake();
     }
-    if (sessions.noteActivity(ps, A_AUTH_RECEIVED, now)) this.events.wake();
-    sessions.addTransfer(ps, this.thread, length, 0);
+    if (sessions.noteActivity(this.thread, ps, A_AUTH_RECEIVED, now)) this.events.wake();
+    sessions.addTransfer(this.thread, ps, length, 0);
     const plainLength = sealedLength - TAG_SIZE;
     if (plainLength === 0) return Outcome.Accept; // keepalive
-    sessions.noteActivity(ps, A_DATA_RECEIVED, now);
+    sessions.noteActivity(this.thread, ps, A_DATA_RECEIVED, now);
     const version = ipVersion(buf, sealedAt, plainLength);
     const packetLength = version === 0 ? 0 : ipTotalLength(buf, sealedAt, version);
     if (packetLength === 0 || packetLength > plainLength) {
