@@ -25,7 +25,10 @@ export { DeviceCounters } from "./counters.ts";
 
 /** Batches one queue (or the Tun) may take per loop round before the others get their turn. */
 const BATCHES_PER_ROUND = 8;
-/** Longest sleep in epoll_wait: bounds how late Bun's own timers and callbacks can run. */
+/**
+ * Longest sleep in epoll_wait: bounds how late Bun's own timers and callbacks can run, and a
+ * signal that another thread of the process took (SIGTERM waits for the next visit to Bun's loop).
+ */
 const MAX_WAIT_MS = 1000;
 /** Longest stretch of packet work between two visits to Bun's event loop. */
 const YIELD_EVERY_MS = 2;
@@ -54,6 +57,11 @@ export interface DeviceOptions {
   listenPort: number;
   /** Monotonic milliseconds; default performance.now. */
   clock?: () => number;
+  /**
+   * Longest sleep in epoll_wait (default MAX_WAIT_MS). A data-path thread, which has no Bun
+   * timers or signals to serve and is woken through an eventfd, sleeps longer.
+   */
+  maxWaitMs?: number;
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -67,6 +75,7 @@ export class Device implements ControlSink, QueueWatcher {
   private readonly log: Logger;
   private readonly listenPortWanted: number;
   private readonly clock: () => number;
+  private readonly maxWaitMs: number;
   private readonly epoll: Epoll;
   private readonly links = new Map<PeerId, PeerLink>();
   private readonly allowedIps = new AllowedIps<PeerLink>();
@@ -109,6 +118,7 @@ export class Device implements ControlSink, QueueWatcher {
     this.tun = options.tun;
     this.bind = options.bind;
     this.clock = options.clock ?? (() => performance.now());
+    this.maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
     this.tun.counters = this.counters;
     this.bind.counters = this.counters;
     const capacity = this.bind.txCapacity;
@@ -188,7 +198,7 @@ export class Device implements ControlSink, QueueWatcher {
       let now = this.clock();
       const busy = this.tunPending || this.pendingCount > 0;
       const untilTimer = Math.ceil(this.nextDeadline() - now);
-      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : MAX_WAIT_MS));
+      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) this.dispatch(epoll.token(i));
       now = this.clock();

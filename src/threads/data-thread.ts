@@ -67,7 +67,8 @@ async function start(setup: ThreadSetup): Promise<void> {
   });
   io.bind.setMark(setup.mark);
   bind = io.bind;
-  device = new Device({ tun: io.tun, bind: io.bind, protocol, log, listenPort: setup.socket.port, clock: now });
+  // Everything this thread is told comes with an eventfd write: it may sleep until its timers.
+  device = new Device({ tun: io.tun, bind: io.bind, protocol, log, listenPort: setup.socket.port, clock: now, maxWaitMs: 60_000 });
   device.start();
   const wake = new EventFd(setup.wakeFd);
   device.watch(wake.fd, () => wake.drain());
