@@ -3,7 +3,7 @@
 // Bun's JIT code named through JSC's JITDump (BUN_JSC_useJITDump), read here (perf inject --jit
 // rejects the names Bun gives its dump files, and JSC reuses code addresses, so a static perf map
 // would name the wrong functions). Each sample of
-// a wontun process is put in one bucket: AEAD (libcrypto/libsodium), checksums / segmentation (JS
+// a wontun process is put in one bucket: AEAD (libgcrypt/libcrypto/libsodium), checksums / segmentation (JS
 // functions whose names say so, anywhere on the stack), a syscall (kernel time under that syscall,
 // including the softirq work the kernel does inline in it), other kernel time (interrupts,
 // softirqs, page faults), GC/runtime threads, and the rest of the JS thread ("JS + runtime").
@@ -108,7 +108,7 @@ function jitResolver(codes: JitCode[]): (addr: bigint, t: bigint) => string | nu
 
 type Frame = { sym: string; dso: string };
 const BUCKETS = [
-  "AEAD (libcrypto/libsodium)",
+  "AEAD (libgcrypt/libcrypto/libsodium)",
   "checksums (JS)",
   "segmentation / coalescing (JS)",
   "sendmmsg/sendmsg (UDP out)",
@@ -170,7 +170,7 @@ function classify(stack: Frame[], mainThread: boolean): Bucket {
   }
   // Native frames up to the first JS/Bun frame: libcrypto's own strcmp/memcpy calls count as AEAD.
   for (const f of stack) {
-    if (/libcrypto|libsodium/.test(f.dso)) return "AEAD (libcrypto/libsodium)";
+    if (/libgcrypt|libcrypto|libsodium/.test(f.dso)) return "AEAD (libgcrypt/libcrypto/libsodium)";
     if (f.dso === "JIT" || /bun|wontun/.test(f.dso)) break;
   }
   for (const f of stack) {
