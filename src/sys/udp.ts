@@ -143,13 +143,7 @@ export function openUdpSocket(opts: UdpSocketOptions, family?: number): UdpSocke
  * that peer's datagrams on it, and sends need no address.
  */
 export function openConnectedSocket(listen: UdpSocket, peer: Endpoint, opts: UdpSocketOptions): UdpSocket {
-  const fd = createSocket(listen.family, opts);
-  try {
-    bindAny(fd, listen.family, listen.port);
-  } catch (err) {
-    libc.close(fd);
-    throw err;
-  }
+  const { fd } = openReusePortSibling(listen, opts);
   const sa = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
   const len = encodeSockaddr(peer, listen.family, sa);
   if (libc.connect(fd, ptr(sa), len) < 0) {

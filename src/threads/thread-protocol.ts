@@ -8,6 +8,7 @@ import { wipe } from "../crypto/primitives.ts";
 import { ipTotalLength, ipVersion } from "../net/ip-packet.ts";
 import { Outcome, ProtocolResult, type ControlSink, type PeerId, type ProtocolPeerStatus, type TunnelProtocol } from "../protocol/tunnel.ts";
 import { REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_ON_RECEIVE_AFTER } from "../protocol/wireguard/constants.ts";
+import { openTransport, type OpeningKeypair } from "../protocol/wireguard/transport.ts";
 import {
   PADDING_MULTIPLE,
   TRANSPORT_COUNTER,
@@ -15,7 +16,6 @@ import {
   TRANSPORT_RECEIVER,
   TYPE_TRANSPORT,
   messageType,
-  readCounter,
   readU32,
   writeCounter,
   writeType,
@@ -50,6 +50,29 @@ export interface ThreadEvents {
   endpoint(peer: PeerId): void;
 }
 
+/** A keypair slot's receive key in this thread, as openTransport needs it (made once per keypair, not per packet). */
+class SlotKeys implements OpeningKeypair {
+  readonly createdAt: number;
+
+  constructor(
+    private readonly aead: AeadBackend,
+    private readonly sessions: SharedSessions,
+    private readonly slot: number,
+    readonly generation: number,
+    readonly key: AeadKey,
+  ) {
+    this.createdAt = sessions.createdAt(slot);
+  }
+
+  open(counter: number, buf: Uint8Array, offset: number, length: number): boolean {
+    return this.aead.open(this.key, counter, buf, offset, length);
+  }
+
+  acceptCounter(counter: number): boolean {
+    return this.sessions.acceptCounter(this.slot, counter);
+  }
+}
+
 export class ThreadProtocol implements TunnelProtocol {
   readonly headroom = TRANSPORT_HEADER_SIZE;
   readonly tailroom = PADDING_MULTIPLE - 1 + TAG_SIZE;
@@ -68,11 +91,10 @@ export class ThreadProtocol implements TunnelProtocol {
   private readonly sendNext: Float64Array;
   private readonly sendEnd: Float64Array;
   private readonly sendKeys: (AeadKey | null)[];
-  // Per keypair slot: the generation whose receive key this thread holds.
-  private readonly openGeneration: Int32Array;
-  private readonly openKeys: (AeadKey | null)[];
-  private readonly keyScratch = new Uint8Array(32);
-  private readonly otherScratch = new Uint8Array(32);
+  // Per keypair slot: this thread's receive key, with the generation it was read under.
+  private readonly openKeys: (SlotKeys | null)[];
+  private readonly sendScratch = new Uint8Array(32);
+  private readonly recvScratch = new Uint8Array(32);
 
   constructor(
     private readonly sessions: SharedSessions,
@@ -88,8 +110,7 @@ export class ThreadProtocol implements TunnelProtocol {
     this.sendNext = new Float64Array(peers);
     this.sendEnd = new Float64Array(peers);
     this.sendKeys = new Array<AeadKey | null>(peers).fill(null);
-    this.openGeneration = new Int32Array(sessions.keypairCapacity);
-    this.openKeys = new Array<AeadKey | null>(sessions.keypairCapacity).fill(null);
+    this.openKeys = new Array<SlotKeys | null>(sessions.keypairCapacity).fill(null);
   }
 
   // ---- peers (the main thread's messages) ------------------------------------------------
@@ -163,15 +184,9 @@ export class ThreadProtocol implements TunnelProtocol {
 
   private loadSendKey(ps: number, slot: number, generation: number): boolean {
     this.dropSendKey(ps);
-    if (!SharedSessions.live(generation)) return false;
-    const ok = this.sessions.readKeys(slot, generation, this.keyScratch, this.otherScratch);
-    wipe(this.otherScratch);
-    if (!ok) {
-      wipe(this.keyScratch);
-      return false;
-    }
-    this.sendKeys[ps] = this.aead.createKey(this.keyScratch, "seal");
-    wipe(this.keyScratch);
+    const key = this.keyFromSlot(slot, generation, "seal");
+    if (key === null) return false;
+    this.sendKeys[ps] = key;
     this.sendSlot[ps] = slot;
     this.sendGeneration[ps] = generation;
     this.sendNext[ps] = 0;
@@ -207,30 +222,16 @@ export class ThreadProtocol implements TunnelProtocol {
       return Outcome.Drop;
     }
     const generation = sessions.generation(slot);
-    if (this.openGeneration[slot] !== generation && !this.loadOpenKey(slot, generation)) {
+    let keys = this.openKeys[slot];
+    if (keys === null || keys.generation !== generation) keys = this.loadOpenKey(slot, generation);
+    if (keys === null) {
       this.counters.unknownIndex++;
       return Outcome.Drop;
     }
-    const createdAt = sessions.createdAt(slot);
-    if (now - createdAt >= REJECT_AFTER_TIME) {
-      this.counters.expiredKeypair++;
-      return Outcome.Drop;
-    }
-    const counter = readCounter(buf, offset + TRANSPORT_COUNTER);
-    if (counter < 0) {
-      this.counters.malformed++;
-      return Outcome.Drop;
-    }
+    if (!openTransport(keys, buf, offset, length, now, this.counters)) return Outcome.Drop;
+    const createdAt = keys.createdAt;
     const sealedAt = offset + TRANSPORT_HEADER_SIZE;
     const sealedLength = length - TRANSPORT_HEADER_SIZE;
-    if (!this.aead.open(this.openKeys[slot]!, counter, buf, sealedAt, sealedLength)) {
-      this.counters.decryptFailed++;
-      return Outcome.Drop;
-    }
-    if (!sessions.acceptCounter(slot, counter)) {
-      this.counters.replayedData++;
-      return Outcome.Drop;
-    }
     const ps = sessions.peerSlotOf(slot);
     const peerId = this.peerIdBySlot[ps];
     if (peerId === undefined) return Outcome.Drop; // a peer this thread has not been told of yet
@@ -259,22 +260,27 @@ export class ThreadProtocol implements TunnelProtocol {
     return Outcome.Deliver;
   }
 
-  private loadOpenKey(slot: number, generation: number): boolean {
+  /** This thread's receive key for slot's keypair under `generation`, or null if it is gone. */
+  private loadOpenKey(slot: number, generation: number): SlotKeys | null {
     const old = this.openKeys[slot];
-    if (old !== null) this.aead.destroyKey(old);
+    if (old !== null) this.aead.destroyKey(old.key);
     this.openKeys[slot] = null;
-    this.openGeneration[slot] = 0;
-    if (!SharedSessions.live(generation)) return false;
-    const ok = this.sessions.readKeys(slot, generation, this.otherScratch, this.keyScratch);
-    wipe(this.otherScratch);
-    if (!ok) {
-      wipe(this.keyScratch);
-      return false;
-    }
-    this.openKeys[slot] = this.aead.createKey(this.keyScratch, "open");
-    wipe(this.keyScratch);
-    this.openGeneration[slot] = generation;
-    return true;
+    const key = this.keyFromSlot(slot, generation, "open");
+    if (key === null) return null;
+    const keys = new SlotKeys(this.aead, this.sessions, slot, generation, key);
+    this.openKeys[slot] = keys;
+    return keys;
+  }
+
+  /** An AEAD key of this thread's from slot's keypair (seal: the send key, open: the receive key), or null if the keypair is not live under `generation`. */
+  private keyFromSlot(slot: number, generation: number, use: "seal" | "open"): AeadKey | null {
+    if (!SharedSessions.live(generation)) return null;
+    const ok = this.sessions.readKeys(slot, generation, this.sendScratch, this.recvScratch);
+    const wanted = use === "seal" ? this.sendScratch : this.recvScratch;
+    const key = ok ? this.aead.createKey(wanted, use) : null;
+    wipe(this.sendScratch);
+    wipe(this.recvScratch);
+    return key;
   }
 
   // ---- the rest of TunnelProtocol: the main thread's business --------------------------------

@@ -3,6 +3,7 @@ import type { AeadBackend, AeadKey } from "../../crypto/aead.ts";
 import { wipe } from "../../crypto/primitives.ts";
 import { MAX_COUNTER, ReplayWindow } from "./replay.ts";
 import type { WgPeer } from "./peer.ts";
+import type { OpeningKeypair } from "./transport.ts";
 
 /**
  * Where a keypair's send counters and replay window live: in the keypair itself (one thread),
@@ -40,7 +41,7 @@ export class LocalCounters implements SessionCounters {
   }
 }
 
-export class Keypair {
+export class Keypair implements OpeningKeypair {
   private readonly send: AeadKey;
   private readonly recv: AeadKey;
 
@@ -67,6 +68,10 @@ export class Keypair {
 
   open(counter: number, buf: Uint8Array, offset: number, length: number): boolean {
     return this.aead.open(this.recv, counter, buf, offset, length);
+  }
+
+  acceptCounter(counter: number): boolean {
+    return this.counters.accept(counter);
   }
 
   destroy(): void {

@@ -45,7 +45,6 @@ import {
   TYPE_RESPONSE,
   TYPE_TRANSPORT,
   messageType,
-  readCounter,
   readU32,
   writeCounter,
   writeType,
@@ -55,6 +54,7 @@ import { IKInitiator, IKResponder, type StaticKeyPair } from "./noise.ts";
 import { PendingHandshake, WgPeer } from "./peer.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { compareTai64n, tai64n } from "./tai64n.ts";
+import { openTransport } from "./transport.ts";
 
 const TAG_SIZE = 16;
 const EMPTY = new Uint8Array(0);
@@ -314,25 +314,9 @@ export class WireGuardProtocol implements TunnelProtocol {
       return Outcome.Drop;
     }
     const keypair = entry;
-    if (now - keypair.createdAt >= REJECT_AFTER_TIME) {
-      this.counters.expiredKeypair++;
-      return Outcome.Drop;
-    }
-    const counter = readCounter(buf, offset + TRANSPORT_COUNTER);
-    if (counter < 0) {
-      this.counters.malformed++;
-      return Outcome.Drop;
-    }
+    if (!openTransport(keypair, buf, offset, length, now, this.counters)) return Outcome.Drop;
     const sealedAt = offset + TRANSPORT_HEADER_SIZE;
     const sealedLength = length - TRANSPORT_HEADER_SIZE;
-    if (!keypair.open(counter, buf, sealedAt, sealedLength)) {
-      this.counters.decryptFailed++;
-      return Outcome.Drop;
-    }
-    if (!keypair.counters.accept(counter)) {
-      this.counters.replayedData++;
-      return Outcome.Drop;
-    }
     const peer = keypair.peer;
     const result = this.result;
     result.peer = peer.id;
