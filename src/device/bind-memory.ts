@@ -166,6 +166,8 @@ export class MemoryBind implements Bind {
 
   setMark(_mark: number): void {}
 
+  idle(): void {}
+
   close(): void {
     if (this.opened) this.watcher.queueClosed(this.queue0);
     this.opened = false;

@@ -97,6 +97,8 @@ export class UdpBind implements Bind {
   private listen: UdpQueue | null = null;
   private watcher: QueueWatcher = NO_WATCHER;
   private readonly routes = new Set<UdpRoute>();
+  /** Routes whose connected socket waits for idle(). */
+  private readonly unconnected = new Set<UdpRoute>();
   private readonly replyName = new Uint8Array(new ArrayBuffer(SOCKADDR_MAX));
 
   constructor(options: UdpBindOptions) {
@@ -160,6 +162,7 @@ export class UdpBind implements Bind {
   close(): void {
     for (const route of this.routes) this.closeConnected(route);
     this.routes.clear();
+    this.unconnected.clear();
     if (this.listen !== null) this.closeQueue(this.listen);
     this.listen = null;
   }
@@ -173,13 +176,20 @@ export class UdpBind implements Bind {
   }
 
   setEndpoint(route: PeerRoute, endpoint: Endpoint): void {
-    this.connect(route as UdpRoute, endpoint);
+    this.connect(route as UdpRoute, endpoint, false);
+  }
+
+  idle(): void {
+    if (this.unconnected.size === 0) return;
+    for (const route of this.unconnected) if (route.endpoint !== null) this.connect(route, route.endpoint);
+    this.unconnected.clear();
   }
 
   closeRoute(route: PeerRoute): void {
     const udp = route as UdpRoute;
     this.closeConnected(udp);
     this.routes.delete(udp);
+    this.unconnected.delete(udp);
     // A slot queued for it must not reach a closed fd; flush() skips routes without a socket.
     for (let i = 0; i < this.txCapacity; i++) if (this.txRoute[i] === udp) this.txRoute[i] = null;
   }
@@ -198,13 +208,22 @@ export class UdpBind implements Bind {
     this.open(0);
   }
 
-  /** Points the route at `endpoint` and gives it a socket connected there. */
-  private connect(route: UdpRoute, endpoint: Endpoint): void {
+  /**
+   * Points the route at `endpoint` and gives it a socket connected there: at once (`now`), or at
+   * the next idle() (a new endpoint: a server taking a burst of handshakes answers them first and
+   * opens the ~1000 sockets after, 60-70 µs each; meanwhile the listening socket carries them).
+   */
+  private connect(route: UdpRoute, endpoint: Endpoint, now = true): void {
     const listen = this.listen!.socket;
     route.endpoint = endpoint;
     route.sockaddrLength = encodeSockaddr(endpoint, listen.family, route.sockaddr);
     this.closeConnected(route);
     if (!this.connectPeers) return;
+    if (!now) {
+      this.unconnected.add(route);
+      return;
+    }
+    this.unconnected.delete(route);
     try {
       route.connected = new UdpQueue(openConnectedSocket(listen, endpoint, { port: listen.port, fwmark: this.mark, gro: this.gro }));
       this.watcher.queueOpened(route.connected);

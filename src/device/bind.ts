@@ -115,6 +115,8 @@ export interface Bind {
   send(route: PeerRoute, buffer: Uint8Array, offset: number, length: number): void;
   /** Answers the source at sources[at] without a route (cookie replies). */
   replyToSource(sources: Uint8Array, at: number, buffer: Uint8Array, offset: number, length: number): void;
+  /** Work that can wait (UdpBind: connecting new endpoints' sockets), run when the device is about to sleep. */
+  idle(): void;
 }
 
 export interface BindOptions {

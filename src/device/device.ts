@@ -211,6 +211,7 @@ export class Device implements ControlSink, QueueWatcher {
       }
       const idle = n === 0 && !busy; // the wait ran out (or a signal interrupted it)
       if (idle || now - lastYield >= YIELD_EVERY_MS) {
+        if (idle) this.bind.idle();
         if (idle && now - this.lastCompaction >= COMPACT_EVERY_MS && this.worthCompacting()) this.compactHeap();
         await yieldToEventLoop();
         lingering = false;
@@ -567,7 +568,9 @@ export class Device implements ControlSink, QueueWatcher {
     const before = link.route.endpoint;
     this.bind.setEndpoint(link.route, endpoint);
     this.mirror?.endpointSet(link.id, endpoint);
-    this.log.info(`peer ${link.name}: endpoint ${before ? `${formatEndpoint(before)} -> ` : ""}${formatEndpoint(endpoint)}`);
+    // A move is news (info); a first endpoint is what every peer of a server does once (debug).
+    if (before) this.log.info(`peer ${link.name}: endpoint ${formatEndpoint(before)} -> ${formatEndpoint(endpoint)}`);
+    else if (this.log.debugOn) this.log.debug(`peer ${link.name}: endpoint ${formatEndpoint(endpoint)}`);
     this.protocol.endpointKnown(link.id, now, this);
   }
 

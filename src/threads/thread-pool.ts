@@ -206,7 +206,8 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
         if (known === undefined) break;
         const before = known.endpoint;
         device.setPeerEndpoint(message.id, message.endpoint, now);
-        log.info(`peer ${known.label}: endpoint ${before ? `${formatEndpoint(before)} -> ` : ""}${formatEndpoint(message.endpoint)}`);
+        if (before) log.info(`peer ${known.label}: endpoint ${formatEndpoint(before)} -> ${formatEndpoint(message.endpoint)}`);
+        else if (log.debugOn) log.debug(`peer ${known.label}: endpoint ${formatEndpoint(message.endpoint)}`);
         break;
       }
     }
