@@ -114,6 +114,11 @@ export class EndpointResolver {
     return Math.min(this.maxRetryMs, this.firstRetryMs * 2 ** Math.min(failures - 1, 30));
   }
 
+  /** Names are being resolved or watched (the answers and timers run on Bun's event loop). */
+  get active(): boolean {
+    return !this.stopped && this.peers.size > 0;
+  }
+
   /**
    * Makes `targets` the peers to resolve. A peer already tracked with the same host:port keeps
    * its state (a reload that did not change it); a new or changed one is resolved now; peers no

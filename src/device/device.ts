@@ -26,8 +26,9 @@ export { DeviceCounters } from "./counters.ts";
 /** Batches one queue (or the Tun) may take per loop round before the others get their turn. */
 const BATCHES_PER_ROUND = 8;
 /**
- * Longest sleep in epoll_wait: bounds how late Bun's own timers and callbacks can run, and a
- * signal that another thread of the process took (SIGTERM waits for the next visit to Bun's loop).
+ * Longest sleep in epoll_wait by default: bounds how late Bun's own event loop is served (its
+ * timers, the sockets of Bun.serve or an etcd client, DNS answers). Signals are not bound by it:
+ * they interrupt the wait.
  */
 const MAX_WAIT_MS = 1000;
 /** Longest stretch of packet work between two visits to Bun's event loop. */
@@ -58,10 +59,12 @@ export interface DeviceOptions {
   /** Monotonic milliseconds; default performance.now. */
   clock?: () => number;
   /**
-   * Longest sleep in epoll_wait (default MAX_WAIT_MS). A data-path thread, which has no Bun
-   * timers or signals to serve and is woken through an eventfd, sleeps longer.
+   * Longest sleep in epoll_wait (default MAX_WAIT_MS), or a function asked before each wait: an
+   * owner with nothing on Bun's event loop lets the loop sleep longer (each visit to Bun's loop
+   * costs an idle process a few hundred µs of CPU across its threads); a data-path thread, woken
+   * through an eventfd, sleeps until its timers.
    */
-  maxWaitMs?: number;
+  maxWaitMs?: number | (() => number);
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -75,7 +78,7 @@ export class Device implements ControlSink, QueueWatcher {
   private readonly log: Logger;
   private readonly listenPortWanted: number;
   private readonly clock: () => number;
-  private readonly maxWaitMs: number;
+  private readonly maxWaitMs: () => number;
   private readonly epoll: Epoll;
   private readonly links = new Map<PeerId, PeerLink>();
   private readonly allowedIps = new AllowedIps<PeerLink>();
@@ -118,7 +121,8 @@ export class Device implements ControlSink, QueueWatcher {
     this.tun = options.tun;
     this.bind = options.bind;
     this.clock = options.clock ?? (() => performance.now());
-    this.maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
+    const maxWait = options.maxWaitMs ?? MAX_WAIT_MS;
+    this.maxWaitMs = typeof maxWait === "number" ? () => maxWait : maxWait;
     this.tun.counters = this.counters;
     this.bind.counters = this.counters;
     const capacity = this.bind.txCapacity;
@@ -198,7 +202,7 @@ export class Device implements ControlSink, QueueWatcher {
       let now = this.clock();
       const busy = this.tunPending || this.pendingCount > 0;
       const untilTimer = Math.ceil(this.nextDeadline() - now);
-      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs));
+      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs()));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) this.dispatch(epoll.token(i));
       now = this.clock();
