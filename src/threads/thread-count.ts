@@ -5,8 +5,12 @@ import { MAX_THREADS } from "./shared-sessions.ts";
 
 /** What neither the flag nor the environment sets. */
 export const DEFAULT_THREADS = "auto";
-/** "auto" uses at most this many (what the shared state was measured with stays small). */
-const AUTO_CAP = 8;
+/**
+ * "auto" uses at most this many: each thread is a JS VM of its own (~8-13 MiB), one peer's
+ * inbound traffic stays on one thread whatever the count, and nothing beyond 2 threads could be
+ * measured here. More can be asked for with a number.
+ */
+const AUTO_CAP = 4;
 
 /**
  * "auto": one thread per core, at most AUTO_CAP, and one on a machine of 2 cores or fewer. There a

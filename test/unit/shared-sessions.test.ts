@@ -127,9 +127,9 @@ describe("SharedSessions: two threads at once (Workers)", () => {
 });
 
 describe("thread count", () => {
-  test("auto is one per core up to 8, and 1 on 2 cores or fewer; numbers 1-16; anything else is refused in one line", async () => {
+  test("auto is one per core up to 4, and 1 on 2 cores or fewer; numbers 1-16; anything else is refused in one line", async () => {
     const { autoThreads, parseThreads } = await import("../../src/threads/thread-count.ts");
-    expect([1, 2, 3, 4, 8, 64].map((c) => autoThreads(c))).toEqual([1, 1, 3, 4, 8, 8]);
+    expect([1, 2, 3, 4, 8, 64].map((c) => autoThreads(c))).toEqual([1, 1, 3, 4, 4, 4]);
     expect(parseThreads(" 16 ")).toBe(16);
     expect(parseThreads("AUTO")).toBe(autoThreads());
     for (const bad of ["0", "17", "1.5", "-1", "", "two"]) expect(typeof parseThreads(bad)).toBe("string");

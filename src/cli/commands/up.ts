@@ -48,7 +48,7 @@ export const upArgs = {
   },
   threads: {
     type: "string",
-    description: `Data-path threads in WireGuard mode: 1-16, or auto: one per core up to 8, 1 on 2 cores or fewer (env WONTUN_THREADS; default ${DEFAULT_THREADS})`,
+    description: `Data-path threads in WireGuard mode: 1-16, or auto: one per core up to 4, 1 on 2 cores or fewer (env WONTUN_THREADS; default ${DEFAULT_THREADS})`,
   },
   metrics: {
     type: "string",
