@@ -88,6 +88,31 @@ export function literalEndpoint(ep: { host: string; port: number }): Endpoint | 
   return address ? { address, port: ep.port } : null;
 }
 
+/**
+ * One lookup of `host`, limited to `timeoutMs`: the address, or null and why not in words
+ * (shared with the mesh's own-endpoint resolver).
+ */
+export async function lookupOnce(
+  lookup: HostLookup,
+  clock: ResolverClock,
+  host: string,
+  timeoutMs: number,
+): Promise<{ address: Uint8Array | null; why: string }> {
+  let timeout: unknown = null;
+  try {
+    const timedOut = new Promise<never>((_, reject) => {
+      timeout = clock.setTimeout(() => reject(new Error(`no answer in ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    const text = await Promise.race([lookup(host), timedOut]);
+    const address = parseIp(text);
+    return address ? { address, why: "" } : { address: null, why: `the resolver answered "${text}", not an address` };
+  } catch (err) {
+    return { address: null, why: (err as Error).message || String(err) };
+  } finally {
+    if (timeout !== null) clock.clearTimeout(timeout);
+  }
+}
+
 export class EndpointResolver {
   private readonly peers = new Map<string, Tracked>();
   private readonly lookup: HostLookup;
@@ -172,21 +197,7 @@ export class EndpointResolver {
   private async attempt(key: string, tracked: Tracked): Promise<void> {
     const generation = tracked.generation;
     const { host, port } = tracked.target;
-    let address: Uint8Array | null = null;
-    let why = "";
-    let timeout: unknown = null;
-    try {
-      const timedOut = new Promise<never>((_, reject) => {
-        timeout = this.clock.setTimeout(() => reject(new Error(`no answer in ${this.attemptTimeoutMs / 1000} s`)), this.attemptTimeoutMs);
-      });
-      const text = await Promise.race([this.lookup(host), timedOut]);
-      address = parseIp(text);
-      if (!address) why = `resolver answered "${text}", not an address`;
-    } catch (err) {
-      why = (err as Error).message || String(err);
-    } finally {
-      if (timeout !== null) this.clock.clearTimeout(timeout);
-    }
+    const { address, why } = await lookupOnce(this.lookup, this.clock, host, this.attemptTimeoutMs);
     if (this.stopped || tracked.generation !== generation || this.peers.get(key) !== tracked) return;
     if (!address) {
       tracked.failures++;

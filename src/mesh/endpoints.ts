@@ -10,7 +10,7 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { formatIp, parseIp, specialAddress } from "../net/ip.ts";
 import type { Logger } from "../log.ts";
-import { type HostLookup, REAL_CLOCK, type ResolverClock } from "../daemon/endpoint-resolver.ts";
+import { type HostLookup, lookupOnce, REAL_CLOCK, type ResolverClock } from "../daemon/endpoint-resolver.ts";
 
 export interface HostPort {
   host: string;
@@ -140,27 +140,11 @@ export class OwnEndpoints {
   }
 
   private async attempt(name: Name): Promise<void> {
-    let address: Uint8Array | null = null;
-    let why = "";
-    let timeout: unknown = null;
-    try {
-      const timedOut = new Promise<never>((_, reject) => {
-        timeout = this.clock.setTimeout(() => reject(new Error(`no answer in ${this.attemptTimeoutMs / 1000} s`)), this.attemptTimeoutMs);
-      });
-      const text = await Promise.race([this.lookup(name.host), timedOut]);
-      address = parseIp(text);
-      if (!address) why = `the resolver answered "${text}", not an address`;
-      else {
-        const special = specialAddress(address);
-        if (special && special !== "loopback") {
-          why = `it resolves to ${formatIp(address)}, ${special === "unspecified" ? "the unspecified" : `a ${special}`} address`;
-          address = null;
-        }
-      }
-    } catch (err) {
-      why = (err as Error).message || String(err);
-    } finally {
-      if (timeout !== null) this.clock.clearTimeout(timeout);
+    let { address, why } = await lookupOnce(this.lookup, this.clock, name.host, this.attemptTimeoutMs);
+    const special = address ? specialAddress(address) : null;
+    if (address && special && special !== "loopback") {
+      why = `it resolves to ${formatIp(address)}, ${special === "unspecified" ? "the unspecified" : `a ${special}`} address`;
+      address = null;
     }
     if (this.stopped || name.stopped) return;
     const first = !name.answered;

@@ -119,7 +119,7 @@ AllowedIPs=10.10.0.0/24
  * A fresh lab and config directory for each test of the calling file, removed after each test
  * whether it passed or not. Call at the top level of a test file.
  */
-export function labPerTest(): { lab(tag: string): Promise<Lab>; dir(): ConfigDir } {
+export function labPerTest(): { lab(tag: string, prefix?: string): Promise<Lab>; dir(): ConfigDir } {
   let lab: Lab | null = null;
   let dir: ConfigDir | null = null;
   afterEach(async () => {
@@ -129,8 +129,8 @@ export function labPerTest(): { lab(tag: string): Promise<Lab>; dir(): ConfigDir
     dir = null;
   });
   return {
-    async lab(tag: string): Promise<Lab> {
-      lab = await Lab.create(tag);
+    async lab(tag: string, prefix?: string): Promise<Lab> {
+      lab = await Lab.create(tag, prefix);
       return lab;
     },
     dir(): ConfigDir {

@@ -4,20 +4,13 @@
 // `wontun show --json` read between two scrapes (counters may only grow in between). Then the
 // endpoint's refusals (404, 405), a bad --metrics address (exit 2), a taken port (exit 1, nothing
 // created), and WONTUN_METRICS with the wireguard-go-compatible invocation.
-import { afterEach, describe, expect, test } from "bun:test";
-import { canRunIntegration, Lab, waitFor, type Host } from "../helpers/netns.ts";
-import { ConfigDir, startWontun, waitForPing, wontunCommand } from "../helpers/wontun-node.ts";
+import { describe, expect, test } from "bun:test";
+import { canRunIntegration, waitFor, type Host } from "../helpers/netns.ts";
+import { labPerTest, startWontun, waitForPing, wontunCommand } from "../helpers/wontun-node.ts";
 import { newKeys, wgQuickConfig } from "../helpers/wireguard.ts";
 import { parsePrometheusText, type PromFamily } from "../helpers/prometheus-text.ts";
 
-let lab: Lab | null = null;
-let dir: ConfigDir | null = null;
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  lab = null;
-  dir = null;
-});
+const env = labPerTest();
 
 const METRICS = "127.0.0.1:9586";
 
@@ -68,8 +61,8 @@ function value(m: Map<string, PromFamily>, family: string, match: Record<string,
 }
 
 async function pair(tag: string) {
-  lab = await Lab.create(tag, "h12");
-  dir = new ConfigDir();
+  const lab = await env.lab(tag, "h12");
+  const dir = env.dir();
   const a = await lab.host("a");
   const b = await lab.host("b");
   await lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24");

@@ -2,22 +2,14 @@
 // and leaves it exactly as it was (IFF_TUN_EXCL: the kernel refuses before touching it); a
 // multi-queue one is named as such. The wireguard-go invocation (`wontun -f IFACE`) attaches to a
 // single-queue one as wireguard-go does, configures nothing on it, and leaves it behind on exit.
-import { afterEach, describe, expect, test } from "bun:test";
-import { canRunIntegration, Lab, waitFor, type Host } from "../helpers/netns.ts";
-import { ConfigDir, SERVER_CONF, wontunCommand } from "../helpers/wontun-node.ts";
+import { describe, expect, test } from "bun:test";
+import { canRunIntegration, waitFor, type Host } from "../helpers/netns.ts";
+import { labPerTest, SERVER_CONF, wontunCommand } from "../helpers/wontun-node.ts";
 
-let lab: Lab | null = null;
-let dir: ConfigDir | null = null;
-afterEach(async () => {
-  await lab?.cleanup();
-  dir?.remove();
-  lab = null;
-  dir = null;
-});
+const env = labPerTest();
 
 async function host(tag: string): Promise<Host> {
-  lab = await Lab.create(tag, "h9");
-  dir = new ConfigDir();
+  const lab = await env.lab(tag, "h9");
   return lab.host("h9");
 }
 
@@ -48,7 +40,7 @@ describe.skipIf(!canRunIntegration)("a persistent TUN made beforehand", () => {
     const h = await host("persistent-tun");
     await persistentTun(h, "h9p");
     const before = await snapshot(h, "h9p");
-    const file = dir!.write("h9p.conf", SERVER_CONF);
+    const file = env.dir().write("h9p.conf", SERVER_CONF);
     const r = await h.run([...wontunCommand(), "up", file, "--interface", "h9p"]);
     expect(r.code).toBe(1);
     // The log lines before it are timestamped; the error is one line of its own.
@@ -66,7 +58,7 @@ describe.skipIf(!canRunIntegration)("a persistent TUN made beforehand", () => {
     const h = await host("persistent-tun-mq");
     await persistentTun(h, "h9m", ["multi_queue"]);
     const before = await snapshot(h, "h9m");
-    const file = dir!.write("h9m.conf", SERVER_CONF);
+    const file = env.dir().write("h9m.conf", SERVER_CONF);
     const up = await h.run([...wontunCommand(), "up", file, "--interface", "h9m"]);
     expect(up.code).toBe(1);
     expect(up.stderr).toContain("interface h9m is a persistent multi-queue TUN device");
@@ -82,7 +74,7 @@ describe.skipIf(!canRunIntegration)("a persistent TUN made beforehand", () => {
     const h = await host("persistent-tap");
     await h.ip("tuntap add dev h9t mode tap");
     await h.ip("link add h9d type veth peer name h9d2");
-    const file = dir!.write("h9.conf", SERVER_CONF);
+    const file = env.dir().write("h9.conf", SERVER_CONF);
     const tap = await h.run([...wontunCommand(), "up", file, "--interface", "h9t"]);
     expect(tap.code).toBe(1);
     expect(tap.stderr).toContain("interface h9t exists and is a TAP device, not a TUN device");
@@ -94,7 +86,7 @@ describe.skipIf(!canRunIntegration)("a persistent TUN made beforehand", () => {
   test("wontun -f IFACE (wireguard-go's invocation) attaches as wireguard-go does and leaves it behind", async () => {
     const h = await host("persistent-tun-wg");
     await persistentTun(h, "h9w");
-    const sockets = dir!.path;
+    const sockets = env.dir().path;
     const proc = h.spawn([...wontunCommand(), "-f", "h9w"], { env: { WONTUN_SOCKET_DIR: sockets } });
     let exited = false;
     proc.exited.then(() => (exited = true));
