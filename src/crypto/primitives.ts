@@ -64,6 +64,16 @@ export const implementations = {
   aead: "libsodium" as "libsodium" | "noble", // settled on first use, see aeadImpl()
 };
 
+/**
+ * Settles every primitive's implementation now (each runs a self-test on first use): a daemon
+ * calls this while idle, so that its first handshake does not pay ~10 ms for it.
+ */
+export function selectHandshakeCrypto(): void {
+  x25519Impl();
+  aeadImpl();
+  macImpl();
+}
+
 const hexBytes = (s: string) => Uint8Array.from(s.match(/../g)!, (b) => parseInt(b, 16));
 
 /** Copies a Buffer result into a plain Uint8Array and wipes the Buffer. */

@@ -210,8 +210,9 @@ export class UdpBind implements Bind {
 
   /**
    * Points the route at `endpoint` and gives it a socket connected there: at once (`now`), or at
-   * the next idle() (a new endpoint: a server taking a burst of handshakes answers them first and
-   * opens the ~1000 sockets after, 60-70 µs each; meanwhile the listening socket carries them).
+   * the next idle(), which the device calls once handshakes have settled (a new endpoint: a server
+   * taking a burst of handshakes answers them first and opens the ~1000 sockets after, 60-70 µs
+   * each; meanwhile the listening socket carries them).
    */
   private connect(route: UdpRoute, endpoint: Endpoint, now = true): void {
     const listen = this.listen!.socket;

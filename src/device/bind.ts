@@ -115,7 +115,10 @@ export interface Bind {
   send(route: PeerRoute, buffer: Uint8Array, offset: number, length: number): void;
   /** Answers the source at sources[at] without a route (cookie replies). */
   replyToSource(sources: Uint8Array, at: number, buffer: Uint8Array, offset: number, length: number): void;
-  /** Work that can wait (UdpBind: connecting new endpoints' sockets), run when the device is about to sleep. */
+  /**
+   * Work that can wait (UdpBind: connecting new endpoints' sockets), run when the device is about
+   * to sleep, after setEndpoint, once no handshake came for a while.
+   */
   idle(): void;
 }
 

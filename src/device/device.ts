@@ -42,6 +42,14 @@ const COMPACT_EVERY_MS = 1000;
  *  collections keep out of heapSize() but which leave heap blocks partly used and kept. */
 const COMPACT_AFTER_HANDSHAKES = 128;
 
+/** Peers whose handshake work the protocol prepares per idle round (X25519: ~30 µs each). */
+const PREPARE_BATCH = 16;
+/**
+ * Work that can wait (new endpoints' connected sockets, heap compaction) waits until no handshake
+ * came for this long: a server taking a burst of handshakes answers them all first.
+ */
+const SETTLE_AFTER_HANDSHAKES_MS = 50;
+
 /** Work with deadlines of its own (e.g. control-socket client timeouts), run by the loop. */
 export interface DeviceTimer {
   /** When tick() next has work (same clock as the device), or Infinity. */
@@ -108,8 +116,22 @@ export class Device implements ControlSink, QueueWatcher {
   /** JS heap size after the last compaction, and when that was (see compactHeap). */
   private heapAfterCompaction = 0;
   private lastCompaction = Number.NEGATIVE_INFINITY;
+  /** A compaction a settle found too soon after the last one, due then (Infinity: none). */
+  private compactAt = Number.POSITIVE_INFINITY;
   /** protocol.handshakeMessages at that time. */
   private handshakesAtCompaction = 0;
+  /**
+   * Called when the loop is about to sleep after handshakes or new endpoints have settled (after
+   * the Bind's deferred work), and after a heap compaction: the daemon checks its page trimmer
+   * then, since Bun's timers may wait for the device's long sleep.
+   */
+  onSettled: (() => void) | null = null;
+  /** The protocol has handshake work to prepare (see TunnelProtocol.prepare). */
+  private preparing = true;
+  /** Handshakes or new endpoints await idleWork's settle step; when the last handshake came, and the count then. */
+  private settlePending = false;
+  private lastHandshakeAt = Number.NEGATIVE_INFINITY;
+  private handshakesSeen = 0;
   private stopping = false;
   private running: Promise<void> | null = null;
   /** The other data-path threads' devices, kept in step with this one (null: one thread). */
@@ -201,22 +223,29 @@ export class Device implements ControlSink, QueueWatcher {
     while (!this.stopping) {
       let now = this.clock();
       const busy = this.tunPending || this.pendingCount > 0;
-      const untilTimer = Math.ceil(this.nextDeadline() - now);
-      const timeout = busy ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs()));
+      let untilTimer = Math.ceil(this.nextDeadline() - now);
+      if (this.settlePending) untilTimer = Math.min(untilTimer, Math.ceil(this.lastHandshakeAt + SETTLE_AFTER_HANDSHAKES_MS - now));
+      untilTimer = Math.min(untilTimer, Math.ceil(this.compactAt - now));
+      const timeout = busy || this.preparing ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs()));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) this.dispatch(epoll.token(i));
       now = this.clock();
       // A long wait comes right after a yield, and time asleep is not work.
       if (!lingering && timeout > 0) lastYield = now;
       this.work(now);
+      const handshakes = this.protocol.handshakeMessages;
+      if (handshakes !== this.handshakesSeen) {
+        this.handshakesSeen = handshakes;
+        this.lastHandshakeAt = now;
+        this.settlePending = true;
+      }
       if (this.tun.gone) {
         this.log.info(`interface ${this.tun.name} was deleted; shutting down`);
         break;
       }
       const idle = n === 0 && !busy; // the wait ran out (or a signal interrupted it)
       if (idle || now - lastYield >= YIELD_EVERY_MS) {
-        if (idle) this.bind.idle();
-        if (idle && now - this.lastCompaction >= COMPACT_EVERY_MS && this.worthCompacting()) this.compactHeap();
+        if (idle) this.idleWork(now);
         await yieldToEventLoop();
         lingering = false;
         lastYield = this.clock();
@@ -224,6 +253,27 @@ export class Device implements ControlSink, QueueWatcher {
         lingering = true;
       }
     }
+  }
+
+  /**
+   * The loop is about to sleep: prepare the protocol's next handshakes, and once handshakes have
+   * settled, the Bind's deferred work and a heap compaction.
+   */
+  private idleWork(now: number): void {
+    this.preparing = this.protocol.prepare?.(PREPARE_BATCH) ?? false;
+    if (now - this.lastHandshakeAt < SETTLE_AFTER_HANDSHAKES_MS) return;
+    const settling = this.settlePending;
+    this.settlePending = false;
+    if (settling) this.bind.idle();
+    let compacted = false;
+    if (now - this.lastCompaction >= COMPACT_EVERY_MS) {
+      this.compactAt = Infinity;
+      compacted = this.worthCompacting();
+      if (compacted) this.compactHeap();
+    } else if (settling) {
+      this.compactAt = this.lastCompaction + COMPACT_EVERY_MS; // the loop wakes up for it then
+    }
+    if (settling || compacted) this.onSettled?.();
   }
 
   /** One epoll event: the token is the fd. */
@@ -571,6 +621,7 @@ export class Device implements ControlSink, QueueWatcher {
     if (!endpoint || endpoint.port === 0) return;
     const before = link.route.endpoint;
     this.bind.setEndpoint(link.route, endpoint);
+    this.settlePending = true;
     this.mirror?.endpointSet(link.id, endpoint);
     // A move is news (info); a first endpoint is what every peer of a server does once (debug).
     if (before) this.log.info(`peer ${link.name}: endpoint ${formatEndpoint(before)} -> ${formatEndpoint(endpoint)}`);
@@ -625,6 +676,7 @@ export class Device implements ControlSink, QueueWatcher {
   setPeerEndpoint(id: PeerId, endpoint: Endpoint, now: number): void {
     const link = this.linkOrThrow(id);
     this.bind.setEndpoint(link.route, endpoint);
+    this.settlePending = true;
     this.mirror?.endpointSet(id, endpoint);
     this.protocol.endpointKnown(id, now, this);
   }

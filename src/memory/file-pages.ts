@@ -143,27 +143,70 @@ const REGROWTH_KIB = 2048;
  */
 const FIRST_GAP_MS = 10_000;
 const MAX_GAP_MS = 600_000;
+/** The first gap between trims after bursts (see FilePageTrimmer.check). */
+const BURST_GAP_MS = 1000;
+
+/** A running trimmer. */
+export interface FilePageTrimmer {
+  /**
+   * What each interval tick does. `afterBurst`: the caller just finished a burst of work that
+   * touched code it will rarely need again (a server answering many handshakes runs JSC's
+   * compilers): trims when file-backed RSS grew by 2 MiB since the last trim, at most once per
+   * burst gap (1 s, doubling to 10 min).
+   */
+  check(afterBurst?: boolean): void;
+  stop(): void;
+}
 
 /**
- * Checks every `intervalMs` (unreferenced timer: it never keeps the process alive) and trims the
- * first time, then whenever file-backed RSS grew by 2 MiB beyond what came back right after the
- * last trim, at most once per gap (10 s after the first trim, doubling to 10 min). Returns a stop
- * function; does nothing when the interval is 0.
+ * Trims at once (the caller's start-up is over), then checks every `intervalMs` (unreferenced
+ * timer: it never keeps the process alive) and trims again when file-backed RSS grew by 2 MiB
+ * beyond what came back right after the last trim, at most once per gap (10 s after the first
+ * trim, doubling to 10 min); and when check(true) says a burst ended. Does nothing when the
+ * interval is 0.
  */
 export function startFilePageTrimmer(
   intervalMs = trimIntervalFromEnv(),
   onTrim: ((r: TrimResult) => void) | null = null,
-): () => void {
-  if (intervalMs <= 0 || process.platform !== "linux") return () => {};
-  // What comes straight back after a trim is code in use: trimming it again would only fault it
-  // back in over and over (an idle daemon trimmed every second that way). So the check after a
-  // trim takes what is resident then as the baseline, and only growth beyond it is trimmed.
+): FilePageTrimmer {
+  if (intervalMs <= 0 || process.platform !== "linux") return { check() {}, stop() {} };
+  // Periodic checks. What comes straight back after a trim is code in use: trimming it again
+  // would only fault it back in over and over (an idle daemon trimmed every second that way). So
+  // the check after a trim takes what is resident then as the baseline, and only growth beyond it
+  // is trimmed.
   let baseline = -Infinity;
   let justTrimmed = false;
   let gap = FIRST_GAP_MS;
   let notBefore = 0;
-  const timer = setInterval(() => {
+  // Checks after a burst: growth beyond what the last trim left, with a gap of their own that
+  // doubles too, so that steady handshake churn does not trim over and over.
+  let leftByLastTrim = 0;
+  let burstGap = BURST_GAP_MS;
+  let burstNotBefore = 0;
+  let stopped = false;
+
+  const trim = (now: number) => {
+    const r = trimFilePages();
+    if (typeof r === "string") {
+      stop(); // cannot work here: stop trying
+      return;
+    }
+    justTrimmed = true;
+    notBefore = now + gap;
+    gap = Math.min(gap * 2, MAX_GAP_MS);
+    leftByLastTrim = r.rssFileAfterKiB;
+    onTrim?.(r);
+  };
+  const check = (afterBurst = false) => {
+    if (stopped) return;
     const now = performance.now();
+    if (afterBurst) {
+      if (now < burstNotBefore || rssFileKiB() - leftByLastTrim < REGROWTH_KIB) return;
+      burstNotBefore = now + burstGap;
+      burstGap = Math.min(burstGap * 2, MAX_GAP_MS);
+      trim(now);
+      return;
+    }
     if (now < notBefore) return;
     const resident = rssFileKiB();
     if (justTrimmed) {
@@ -171,23 +214,20 @@ export function startFilePageTrimmer(
       baseline = resident;
       return;
     }
-    if (resident - baseline < REGROWTH_KIB) return;
-    const r = trimFilePages();
-    if (typeof r === "string") {
-      clearInterval(timer); // cannot work here: stop trying
-      return;
-    }
-    justTrimmed = true;
-    notBefore = now + gap;
-    gap = Math.min(gap * 2, MAX_GAP_MS);
-    onTrim?.(r);
-  }, intervalMs);
+    if (resident - baseline >= REGROWTH_KIB) trim(now);
+  };
+  const timer = setInterval(() => check(), intervalMs);
   timer.unref?.();
-  return () => clearInterval(timer);
+  const stop = () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+  check();
+  return { check, stop };
 }
 
 /** The daemon's trimmer, once it runs (start-up's pages are then done with): each trim at debug level. */
-export function trimFilePagesFromNowOn(log: Logger): () => void {
+export function trimFilePagesFromNowOn(log: Logger): FilePageTrimmer {
   return startFilePageTrimmer(undefined, (r) => {
     if (log.debugOn) log.debug(`file-backed pages trimmed: ${(r.rssFileBeforeKiB / 1024).toFixed(1)} -> ${(r.rssFileAfterKiB / 1024).toFixed(1)} MiB in ${r.ms.toFixed(1)} ms`);
   });

@@ -87,6 +87,11 @@ export interface TunnelProtocol {
   canSend(peer: PeerId): boolean;
   /** The device learnt or configured an endpoint for `peer`. */
   endpointKnown(peer: PeerId, now: Millis, sink: ControlSink): void;
+  /**
+   * Work that would otherwise fall on a later handshake (WireGuard: each peer's static-static DH),
+   * done while the device is idle: at most `batch` units per call. True while some remains.
+   */
+  prepare?(batch: number): boolean;
   /** Runs due timers (retransmits, keepalives). */
   tick(now: Millis, sink: ControlSink): void;
   /** When tick() next has work, or Infinity. */

@@ -2,6 +2,9 @@
 // replay, wrong keys, cookies under load and loss. No sockets: see test/helpers/wg-sim.ts.
 import { describe, expect, test } from "bun:test";
 import { Outcome } from "../../src/protocol/tunnel.ts";
+import { selectAeadBackend } from "../../src/crypto/aead.ts";
+import { x25519 } from "../../src/crypto/primitives.ts";
+import { WireGuardProtocol } from "../../src/protocol/wireguard/protocol.ts";
 import { publicKeyOf } from "../../src/crypto/keys.ts";
 import { REJECT_AFTER_TIME, REKEY_AFTER_TIME, UNDER_LOAD_HANDSHAKES_PER_SECOND } from "../../src/protocol/wireguard/constants.ts";
 import { TYPE_COOKIE_REPLY, TYPE_INITIATION, TYPE_RESPONSE, TYPE_TRANSPORT } from "../../src/protocol/wireguard/messages.ts";
@@ -216,6 +219,48 @@ describe("WireGuard protocol: sessions", () => {
     a.send(0, "4");
     net.run(200);
     expect(b.delivered).toContain("4");
+  });
+});
+
+describe("WireGuard protocol: work prepared while idle", () => {
+  test("prepare() computes every peer's static-static DH in batches, again after a key change", () => {
+    const own = keyFrom(1);
+    const peerKeys = Array.from({ length: 40 }, (_, i) => publicKeyOf(keyFrom(100 + i)));
+    const protocol = new WireGuardProtocol({
+      privateKey: own,
+      peers: peerKeys.map((publicKey, id) => ({ id, publicKey, presharedKey: null, persistentKeepaliveSeconds: 0 })),
+      aead: selectAeadBackend(),
+      mtu: 1420,
+    });
+    const computed = () => [...protocol.peers.values()].filter((p) => p.staticStatic !== undefined).length;
+    expect(protocol.prepare(16)).toBe(true); // settles the handshake's crypto first
+    expect(computed()).toBe(0);
+    expect([protocol.prepare(16), protocol.prepare(16), protocol.prepare(16)]).toEqual([true, true, false]);
+    expect(computed()).toBe(40);
+    expect(protocol.prepare(16)).toBe(false);
+    const hex = (b: Uint8Array | null | undefined) => Buffer.from(b!).toString("hex");
+    expect(hex(protocol.peers.get(7)!.staticStatic)).toBe(hex(x25519(own, peerKeys[7])));
+
+    const next = keyFrom(2);
+    protocol.setPrivateKey(next);
+    expect(computed()).toBe(0);
+    protocol.addPeer({ id: 40, publicKey: publicKeyOf(keyFrom(99)), presharedKey: null, persistentKeepaliveSeconds: 0 });
+    protocol.removePeer(3);
+    while (protocol.prepare(7));
+    expect(computed()).toBe(40);
+    expect(hex(protocol.peers.get(7)!.staticStatic)).toBe(hex(x25519(next, peerKeys[7])));
+
+    protocol.setPrivateKey(null);
+    expect(protocol.prepare(16)).toBe(false); // nothing to do without a key
+    expect(computed()).toBe(0);
+  });
+
+  test("handshakes work the same with the DH prepared ahead", () => {
+    const { net, a, b } = wgPair();
+    while (a.protocol.prepare(1) || b.protocol.prepare(1));
+    a.send(0, "prepared");
+    net.run(100);
+    expect(b.delivered).toEqual(["prepared"]);
   });
 });
 

@@ -155,7 +155,8 @@ export const upCommand = defineCommand({
       await host.apply(daemon.interfaceName);
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
-      trimFilePagesFromNowOn(log);
+      const trimmer = trimFilePagesFromNowOn(log);
+      daemon.device.onSettled = () => trimmer.check(true);
       tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
       signals.running();
       await daemon.run();

@@ -108,7 +108,8 @@ export async function runUserspace(argv: string[]): Promise<number> {
     throw err;
   }
   log.info(`${daemon.interfaceName}: running; configure it with wg (control socket ${daemon.socketPath})`);
-  trimFilePagesFromNowOn(log);
+  const trimmer = trimFilePagesFromNowOn(log);
+  daemon.device.onSettled = () => trimmer.check(true);
   reportReady();
   signals.running();
   try {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { rssFileKiB, trimFilePages, trimIntervalFromEnv, trimmableRanges } from "../../../src/memory/file-pages.ts";
+import { rssFileKiB, startFilePageTrimmer, trimFilePages, trimIntervalFromEnv, trimmableRanges } from "../../../src/memory/file-pages.ts";
 
 const SMAPS = `55d0a0000000-55d0a0200000 r--p 00000000 fd:01 1234 /usr/bin/prog
 Rss:                1024 kB
@@ -72,6 +72,40 @@ describe("trimFilePages", () => {
     // Code and read-only data come back on use.
     expect(JSON.parse(JSON.stringify({ a: [1, 2, 3] }))).toEqual({ a: [1, 2, 3] });
     expect(new Bun.CryptoHasher("sha256").update("abc").digest("hex")).toStartWith("ba7816bf");
+  });
+});
+
+describe("startFilePageTrimmer", () => {
+  test("trims at once, then at most once per gap, after bursts too; stop() ends it", () => {
+    let trims = 0;
+    const trimmer = startFilePageTrimmer(60_000, () => trims++);
+    try {
+      expect(trims).toBe(1);
+      trimmer.check(); // takes the baseline: what came straight back
+      trimmer.check(); // within the 10 s gap
+      expect(trims).toBe(1);
+      trimmer.check(true); // trims only if this process touched 2 MiB more of its executable
+      const afterBurst = trims;
+      expect(afterBurst).toBeLessThanOrEqual(2);
+      for (let i = 0; i < 5; i++) {
+        new Uint8Array(1 << 20).fill(i); // not file-backed: no reason to trim either way
+        trimmer.check(true); // within the 1 s gap of bursts
+      }
+      expect(trims).toBe(afterBurst);
+    } finally {
+      trimmer.stop();
+    }
+    trimmer.check(true);
+    trimmer.check();
+    expect(trims).toBeLessThanOrEqual(2);
+  });
+
+  test("an interval of 0 does nothing", () => {
+    let trims = 0;
+    const trimmer = startFilePageTrimmer(0, () => trims++);
+    trimmer.check(true);
+    trimmer.stop();
+    expect(trims).toBe(0);
   });
 });
 
