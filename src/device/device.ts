@@ -190,14 +190,17 @@ export class Device implements ControlSink, QueueWatcher {
 
   /**
    * One round of work without waiting: what epoll reports ready now, and every fd-less source
-   * (MemoryTun, MemoryBind) as if it were ready; then due timers. For tests on a fake clock.
+   * (MemoryTun, MemoryBind) as if it were ready; then due timers; with `idle`, what the loop does
+   * before it sleeps. For tests on a fake clock.
    */
-  step(now: number): void {
+  step(now: number, idle = false): void {
     const n = this.epoll.wait(0);
     for (let i = 0; i < n; i++) this.dispatch(this.epoll.token(i));
     if (this.tun.fd < 0) this.tunPending = true;
     for (const queue of this.queues) if (queue.fd < 0) this.markPending(queue);
     this.work(now);
+    this.noteHandshakes(now);
+    if (idle) this.idleWork(now);
   }
 
   /** When the loop next has timer work: the protocol's or an added timer's. */
@@ -233,12 +236,7 @@ export class Device implements ControlSink, QueueWatcher {
       // A long wait comes right after a yield, and time asleep is not work.
       if (!lingering && timeout > 0) lastYield = now;
       this.work(now);
-      const handshakes = this.protocol.handshakeMessages;
-      if (handshakes !== this.handshakesSeen) {
-        this.handshakesSeen = handshakes;
-        this.lastHandshakeAt = now;
-        this.settlePending = true;
-      }
+      this.noteHandshakes(now);
       if (this.tun.gone) {
         this.log.info(`interface ${this.tun.name} was deleted; shutting down`);
         break;
@@ -253,6 +251,15 @@ export class Device implements ControlSink, QueueWatcher {
         lingering = true;
       }
     }
+  }
+
+  /** Handshake messages since the last round put off the settle step (see idleWork). */
+  private noteHandshakes(now: number): void {
+    const handshakes = this.protocol.handshakeMessages;
+    if (handshakes === this.handshakesSeen) return;
+    this.handshakesSeen = handshakes;
+    this.lastHandshakeAt = now;
+    this.settlePending = true;
   }
 
   /**

@@ -38,8 +38,7 @@ class Lab {
     this.network = new MemoryNetwork(seed);
   }
 
-  host(name: string, n: number, protocol: TunnelProtocol): Host {
-    const bind = new MemoryBind({ network: this.network, address: new Uint8Array([192, 0, 2, n]) });
+  host(name: string, n: number, protocol: TunnelProtocol, bind = new MemoryBind({ network: this.network, address: new Uint8Array([192, 0, 2, n]) })): Host {
     const tun = new MemoryTun(name);
     const device = new Device({ tun, bind, protocol, log: quiet, listenPort: 51820, clock: () => this.now });
     device.start();
@@ -48,13 +47,13 @@ class Lab {
     return host;
   }
 
-  /** Advances the clock in 10 ms steps; every device does one round per step. */
-  run(ms: number, stepMs = 10): void {
+  /** Advances the clock in 10 ms steps; every device does one round per step (`idle`: and its idle work). */
+  run(ms: number, stepMs = 10, idle = false): void {
     const end = this.now + ms;
     while (this.now < end) {
       this.now += stepMs;
       this.network.now = this.now;
-      for (const h of this.hosts) h.device.step(this.now);
+      for (const h of this.hosts) h.device.step(this.now, idle);
     }
   }
 }
@@ -193,6 +192,54 @@ describe("two devices in memory, WireGuard mode", () => {
     expect(textsOf(c.tun.take())).toEqual(["to c"]);
     lab.run(1000);
     transferAgrees(a, 44, c, 1000);
+  });
+});
+
+/** A MemoryBind that counts the device's calls of idle() (UdpBind opens connected sockets there). */
+class CountingBind extends MemoryBind {
+  idles = 0;
+  override idle(): void {
+    this.idles++;
+  }
+}
+
+describe("idle work", () => {
+  test("peers' handshake work is prepared while idle; deferred work waits until handshakes settle", () => {
+    const lab = new Lab(11);
+    const [ka, kb] = [keyFrom(111), keyFrom(222)];
+    const a = lab.host("a", 1, wg(1, ka, () => lab.now));
+    const bind = new CountingBind({ network: lab.network, address: new Uint8Array([192, 0, 2, 2]) });
+    const b = lab.host("b", 2, wg(2, kb, () => lab.now), bind);
+    let settled = 0;
+    b.device.onSettled = () => settled++;
+    connect(lab, a, 1, b, kb, true);
+    connect(lab, b, 1, a, ka, false);
+    const bPeer = (b.protocol as WireGuardProtocol).peers.get(1)!;
+    expect(bPeer.staticStatic).toBeUndefined();
+    lab.run(20, 10, true); // b prepares while nothing happens (and may compact its heap)
+    expect(bPeer.staticStatic).toBeInstanceOf(Uint8Array);
+    expect(bind.idles).toBe(0);
+    const settledBefore = settled;
+
+    // A handshake and its first packet: b learns a's endpoint, and the rounds that follow within
+    // 50 ms of the handshake leave the Bind's deferred work alone.
+    a.tun.inject(packet(a.ip, b.ip, "hello"));
+    lab.run(30, 10, true);
+    expect(textsOf(b.tun.take())).toEqual(["hello"]);
+    expect(b.device.peerEndpoint(1)).toEqual(a.endpoint);
+    expect(bind.idles).toBe(0);
+    expect(settled).toBe(settledBefore);
+    lab.run(60, 10, true);
+    expect(bind.idles).toBe(1);
+    expect(settled).toBeGreaterThan(settledBefore);
+    // Nothing new: no more settle steps, however long it idles.
+    lab.run(2000, 10, true);
+    expect(bind.idles).toBe(1);
+    // Data alone does not put it off again.
+    a.tun.inject(packet(a.ip, b.ip, "more"));
+    lab.run(100, 10, true);
+    expect(textsOf(b.tun.take())).toEqual(["more"]);
+    expect(bind.idles).toBe(1);
   });
 });
 
