@@ -332,8 +332,13 @@ export class Device implements ControlSink, QueueWatcher {
     }
   }
 
-  /** Enough control work since the last compaction: many handshakes, or much heap growth. */
+  /**
+   * Enough control work since the last compaction: many handshakes, or much heap growth; or none
+   * yet (start-up's garbage: collected at the first idle rather than at the first wake-up of an
+   * idle daemon, seconds later).
+   */
   private worthCompacting(): boolean {
+    if (this.lastCompaction === Number.NEGATIVE_INFINITY) return true;
     const handshakes = this.protocol.handshakeMessages - this.handshakesAtCompaction;
     return handshakes >= COMPACT_AFTER_HANDSHAKES || heapSize() > this.heapAfterCompaction + COMPACT_AFTER_GROWTH;
   }
