@@ -227,8 +227,11 @@ export class Device implements ControlSink, QueueWatcher {
       let now = this.clock();
       const busy = this.tunPending || this.pendingCount > 0;
       let untilTimer = Math.ceil(this.nextDeadline() - now);
-      if (this.settlePending) untilTimer = Math.min(untilTimer, Math.ceil(this.lastHandshakeAt + SETTLE_AFTER_HANDSHAKES_MS - now));
-      untilTimer = Math.min(untilTimer, Math.ceil(this.compactAt - now));
+      // Deferred work wakes the loop too: the settle step, and a compaction put off by the
+      // once-a-second limit; neither runs before handshakes have settled.
+      const settleAt = this.lastHandshakeAt + SETTLE_AFTER_HANDSHAKES_MS;
+      if (this.settlePending) untilTimer = Math.min(untilTimer, Math.ceil(settleAt - now));
+      if (this.compactAt !== Infinity) untilTimer = Math.min(untilTimer, Math.ceil(Math.max(this.compactAt, settleAt) - now));
       const timeout = busy || this.preparing ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs()));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) this.dispatch(epoll.token(i));
