@@ -6,7 +6,6 @@
 // run() waits in epoll for the Tun's and the Bind's fds (and extra fds, e.g. the control socket);
 // step(now) does one round without waiting, on any clock: with MemoryTun and MemoryBind two
 // devices talk in a unit test, without root.
-import { heapSize } from "bun:jsc";
 import { Epoll } from "../sys/epoll.ts";
 import { AllowedIps } from "../net/allowed-ips.ts";
 import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET, IPV6_DST_OFFSET, IPV6_SRC_OFFSET, ipVersion } from "../net/ip-packet.ts";
@@ -18,6 +17,7 @@ import { PACKET_HEADROOM, PACKET_TAILROOM, type Bind, type QueueWatcher, type Re
 import { DeviceCounters } from "./counters.ts";
 import type { DeviceMirror } from "./device-mirror.ts";
 import { HeldPackets } from "./held-packets.ts";
+import { Housekeeping } from "./housekeeping.ts";
 import { PeerLink } from "./peer-link.ts";
 import { TUN_EMPTY, TUN_NEEDS_ROOM, type Tun } from "./tun.ts";
 
@@ -35,20 +35,6 @@ const MAX_WAIT_MS = 1000;
 const YIELD_EVERY_MS = 2;
 /** Longest wait after a round that did work before Bun's event loop gets its turn (see loop). */
 const LINGER_MS = 1;
-/** Heap compaction (see compactHeap): once the heap grew this much, at most this often. */
-const COMPACT_AFTER_GROWTH = 4 << 20;
-const COMPACT_EVERY_MS = 1000;
-/** ...or after this many handshake messages: their garbage is mostly small objects, which eden
- *  collections keep out of heapSize() but which leave heap blocks partly used and kept. */
-const COMPACT_AFTER_HANDSHAKES = 128;
-
-/** Peers whose handshake work the protocol prepares per idle round (X25519: ~30 µs each). */
-const PREPARE_BATCH = 16;
-/**
- * Work that can wait (new endpoints' connected sockets, heap compaction) waits until no handshake
- * came for this long: a server taking a burst of handshakes answers them all first.
- */
-const SETTLE_AFTER_HANDSHAKES_MS = 50;
 
 /** Work with deadlines of its own (e.g. control-socket client timeouts), run by the loop. */
 export interface DeviceTimer {
@@ -113,25 +99,8 @@ export class Device implements ControlSink, QueueWatcher {
    */
   private tunSparse = false;
 
-  /** JS heap size after the last compaction, and when that was (see compactHeap). */
-  private heapAfterCompaction = 0;
-  private lastCompaction = Number.NEGATIVE_INFINITY;
-  /** A compaction a settle found too soon after the last one, due then (Infinity: none). */
-  private compactAt = Number.POSITIVE_INFINITY;
-  /** protocol.handshakeMessages at that time. */
-  private handshakesAtCompaction = 0;
-  /**
-   * Called when the loop is about to sleep after handshakes or new endpoints have settled (after
-   * the Bind's deferred work), and after a heap compaction: the daemon checks its page trimmer
-   * then, since Bun's timers may wait for the device's long sleep.
-   */
-  onSettled: (() => void) | null = null;
-  /** The protocol has handshake work to prepare (see TunnelProtocol.prepare). */
-  private preparing = true;
-  /** Handshakes or new endpoints await idleWork's settle step; when the last handshake came, and the count then. */
-  private settlePending = false;
-  private lastHandshakeAt = Number.NEGATIVE_INFINITY;
-  private handshakesSeen = 0;
+  /** Idle-time work and the deferred work that waits for handshakes to settle. */
+  readonly housekeeping: Housekeeping;
   private stopping = false;
   private running: Promise<void> | null = null;
   /** The other data-path threads' devices, kept in step with this one (null: one thread). */
@@ -142,6 +111,7 @@ export class Device implements ControlSink, QueueWatcher {
     this.protocol = options.protocol;
     this.tun = options.tun;
     this.bind = options.bind;
+    this.housekeeping = new Housekeeping({ protocol: this.protocol, bind: this.bind, log: this.log });
     this.clock = options.clock ?? (() => performance.now());
     const maxWait = options.maxWaitMs ?? MAX_WAIT_MS;
     this.maxWaitMs = typeof maxWait === "number" ? () => maxWait : maxWait;
@@ -199,8 +169,8 @@ export class Device implements ControlSink, QueueWatcher {
     if (this.tun.fd < 0) this.tunPending = true;
     for (const queue of this.queues) if (queue.fd < 0) this.markPending(queue);
     this.work(now);
-    this.noteHandshakes(now);
-    if (idle) this.idleWork(now);
+    this.housekeeping.noteRound(now);
+    if (idle) this.housekeeping.idle(now);
   }
 
   /** When the loop next has timer work: the protocol's or an added timer's. */
@@ -221,32 +191,28 @@ export class Device implements ControlSink, QueueWatcher {
     // request's response) is handled at once, and the ~15-30 µs of Bun's event loop is spent
     // when nothing is expected, not between our send and our sleep (on a small machine the peer
     // we just woke may be waiting for this CPU). Once a wait ends with nothing to do, we yield.
+    const housekeeping = this.housekeeping;
     let lingering = false;
     let lastYield = this.clock();
     while (!this.stopping) {
       let now = this.clock();
       const busy = this.tunPending || this.pendingCount > 0;
-      let untilTimer = Math.ceil(this.nextDeadline() - now);
-      // Deferred work wakes the loop too: the settle step, and a compaction put off by the
-      // once-a-second limit; neither runs before handshakes have settled.
-      const settleAt = this.lastHandshakeAt + SETTLE_AFTER_HANDSHAKES_MS;
-      if (this.settlePending) untilTimer = Math.min(untilTimer, Math.ceil(settleAt - now));
-      if (this.compactAt !== Infinity) untilTimer = Math.min(untilTimer, Math.ceil(Math.max(this.compactAt, settleAt) - now));
-      const timeout = busy || this.preparing ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs()));
+      const untilTimer = Math.ceil(Math.min(this.nextDeadline(), housekeeping.wakeAt()) - now);
+      const timeout = busy || housekeeping.preparing ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs()));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) this.dispatch(epoll.token(i));
       now = this.clock();
       // A long wait comes right after a yield, and time asleep is not work.
       if (!lingering && timeout > 0) lastYield = now;
       this.work(now);
-      this.noteHandshakes(now);
+      housekeeping.noteRound(now);
       if (this.tun.gone) {
         this.log.info(`interface ${this.tun.name} was deleted; shutting down`);
         break;
       }
       const idle = n === 0 && !busy; // the wait ran out (or a signal interrupted it)
       if (idle || now - lastYield >= YIELD_EVERY_MS) {
-        if (idle) this.idleWork(now);
+        if (idle) housekeeping.idle(now);
         await yieldToEventLoop();
         lingering = false;
         lastYield = this.clock();
@@ -254,36 +220,6 @@ export class Device implements ControlSink, QueueWatcher {
         lingering = true;
       }
     }
-  }
-
-  /** Handshake messages since the last round put off the settle step (see idleWork). */
-  private noteHandshakes(now: number): void {
-    const handshakes = this.protocol.handshakeMessages;
-    if (handshakes === this.handshakesSeen) return;
-    this.handshakesSeen = handshakes;
-    this.lastHandshakeAt = now;
-    this.settlePending = true;
-  }
-
-  /**
-   * The loop is about to sleep: prepare the protocol's next handshakes, and once handshakes have
-   * settled, the Bind's deferred work and a heap compaction.
-   */
-  private idleWork(now: number): void {
-    this.preparing = this.protocol.prepare?.(PREPARE_BATCH) ?? false;
-    if (now - this.lastHandshakeAt < SETTLE_AFTER_HANDSHAKES_MS) return;
-    const settling = this.settlePending;
-    this.settlePending = false;
-    if (settling) this.bind.idle();
-    let compacted = false;
-    if (now - this.lastCompaction >= COMPACT_EVERY_MS) {
-      this.compactAt = Infinity;
-      compacted = this.worthCompacting();
-      if (compacted) this.compactHeap();
-    } else if (settling) {
-      this.compactAt = this.lastCompaction + COMPACT_EVERY_MS; // the loop wakes up for it then
-    }
-    if (settling || compacted) this.onSettled?.();
   }
 
   /** One epoll event: the token is the fd. */
@@ -332,39 +268,6 @@ export class Device implements ControlSink, QueueWatcher {
       timer.tick(now);
     } catch (err) {
       this.log.error(`timer: ${(err as Error).message}`);
-    }
-  }
-
-  /**
-   * Enough control work since the last compaction: many handshakes, or much heap growth; or none
-   * yet (start-up's garbage: collected at the first idle rather than at the first wake-up of an
-   * idle daemon, seconds later).
-   */
-  private worthCompacting(): boolean {
-    if (this.lastCompaction === Number.NEGATIVE_INFINITY) return true;
-    const handshakes = this.protocol.handshakeMessages - this.handshakesAtCompaction;
-    return handshakes >= COMPACT_AFTER_HANDSHAKES || heapSize() > this.heapAfterCompaction + COMPACT_AFTER_GROWTH;
-  }
-
-  /**
-   * The data path allocates nothing, so the JS heap only grows from control work: handshakes
-   * (Noise state, key material) and peers coming and going. After such a burst, when the loop is
-   * about to sleep, collect and hand the freed memory back instead of keeping the heap at its
-   * high-water mark: with 1000 peers RSS settles at ~67 MiB instead of staying at ~83 (see
-   * bench/scale.ts). At most once per COMPACT_EVERY_MS; a collection of a ~12 MB heap takes
-   * 7-20 ms.
-   */
-  private compactHeap(): void {
-    this.handshakesAtCompaction = this.protocol.handshakeMessages;
-    const before = heapSize();
-    const t0 = performance.now();
-    Bun.gc(true);
-    Bun.shrink();
-    this.heapAfterCompaction = heapSize();
-    this.lastCompaction = this.clock();
-    if (this.log.debugOn) {
-      const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
-      this.log.debug(`heap compacted: ${mib(before)} -> ${mib(this.heapAfterCompaction)} MiB in ${(performance.now() - t0).toFixed(1)} ms`);
     }
   }
 
@@ -636,7 +539,7 @@ export class Device implements ControlSink, QueueWatcher {
     if (!endpoint || endpoint.port === 0) return;
     const before = link.route.endpoint;
     this.bind.setEndpoint(link.route, endpoint);
-    this.settlePending = true;
+    this.housekeeping.endpointSet();
     this.mirror?.endpointSet(link.id, endpoint);
     // A move is news (info); a first endpoint is what every peer of a server does once (debug).
     if (before) this.log.info(`peer ${link.name}: endpoint ${formatEndpoint(before)} -> ${formatEndpoint(endpoint)}`);
@@ -691,7 +594,7 @@ export class Device implements ControlSink, QueueWatcher {
   setPeerEndpoint(id: PeerId, endpoint: Endpoint, now: number): void {
     const link = this.linkOrThrow(id);
     this.bind.setEndpoint(link.route, endpoint);
-    this.settlePending = true;
+    this.housekeeping.endpointSet();
     this.mirror?.endpointSet(id, endpoint);
     this.protocol.endpointKnown(id, now, this);
   }

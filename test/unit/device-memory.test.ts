@@ -211,7 +211,7 @@ describe("idle work", () => {
     const bind = new CountingBind({ network: lab.network, address: new Uint8Array([192, 0, 2, 2]) });
     const b = lab.host("b", 2, wg(2, kb, () => lab.now), bind);
     let settled = 0;
-    b.device.onSettled = () => settled++;
+    b.device.housekeeping.onSettled = () => settled++;
     connect(lab, a, 1, b, kb, true);
     connect(lab, b, 1, a, ka, false);
     const bPeer = (b.protocol as WireGuardProtocol).peers.get(1)!;

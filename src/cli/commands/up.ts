@@ -156,7 +156,7 @@ export const upCommand = defineCommand({
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
       const trimmer = trimFilePagesFromNowOn(log);
-      daemon.device.onSettled = () => trimmer.check(true);
+      daemon.device.housekeeping.onSettled = () => trimmer.check(true);
       tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
       signals.running();
       await daemon.run();

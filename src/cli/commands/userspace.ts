@@ -109,7 +109,7 @@ export async function runUserspace(argv: string[]): Promise<number> {
   }
   log.info(`${daemon.interfaceName}: running; configure it with wg (control socket ${daemon.socketPath})`);
   const trimmer = trimFilePagesFromNowOn(log);
-  daemon.device.onSettled = () => trimmer.check(true);
+  daemon.device.housekeeping.onSettled = () => trimmer.check(true);
   reportReady();
   signals.running();
   try {
