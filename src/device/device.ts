@@ -173,6 +173,11 @@ export class Device implements ControlSink, QueueWatcher {
     if (idle) this.housekeeping.idle(now);
   }
 
+  /** Collects start-up's garbage now and hands the memory back (see Housekeeping). */
+  compactHeapNow(): void {
+    this.housekeeping.compactNow(this.clock());
+  }
+
   /** When the loop next has timer work: the protocol's or an added timer's. */
   nextDeadline(): number {
     let deadline = this.protocol.nextDeadline();

@@ -113,6 +113,12 @@ export class Housekeeping {
     if (settling || compacted) this.onSettled?.();
   }
 
+  /** Compacts at once: a daemon calls this once running, so that its first page trim comes after. */
+  compactNow(now: number): void {
+    this.compactAt = Number.POSITIVE_INFINITY;
+    this.compact(now);
+  }
+
   /**
    * Enough control work since the last compaction: many handshakes, or much heap growth; or none
    * yet (start-up's garbage: collected at the first idle rather than at the first wake-up of an

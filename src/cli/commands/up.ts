@@ -155,9 +155,11 @@ export const upCommand = defineCommand({
       await host.apply(daemon.interfaceName);
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
+      tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
+      // Start-up is over: its garbage goes first, then the executable's pages it touched.
+      daemon.device.compactHeapNow();
       const trimmer = trimFilePagesFromNowOn(log);
       daemon.device.housekeeping.onSettled = () => trimmer.check(true);
-      tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
       signals.running();
       await daemon.run();
     } finally {

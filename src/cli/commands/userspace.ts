@@ -108,9 +108,11 @@ export async function runUserspace(argv: string[]): Promise<number> {
     throw err;
   }
   log.info(`${daemon.interfaceName}: running; configure it with wg (control socket ${daemon.socketPath})`);
+  reportReady();
+  // Start-up is over: its garbage goes first, then the executable's pages it touched.
+  daemon.device.compactHeapNow();
   const trimmer = trimFilePagesFromNowOn(log);
   daemon.device.housekeeping.onSettled = () => trimmer.check(true);
-  reportReady();
   signals.running();
   try {
     await daemon.run();
