@@ -33,9 +33,10 @@ export interface HousekeepingOptions {
 
 export class Housekeeping {
   /**
-   * Called after the settle step (handshakes or new endpoints settled, the Bind's deferred work
-   * done) and after a compaction: the daemon checks its page trimmer then, since Bun's timers may
-   * wait for the device's long sleep.
+   * Called after the settle step that follows handshakes (the Bind's deferred work done) and after
+   * a compaction: the daemon checks its page trimmer then, since Bun's timers may wait for the
+   * device's long sleep. A settle for new endpoints alone (configured ones at start, roaming) ran
+   * no new code worth trimming after.
    */
   onSettled: (() => void) | null = null;
   /** The protocol has more to prepare: the device's next wait should not sleep. */
@@ -48,6 +49,7 @@ export class Housekeeping {
   private readonly collect: () => void;
   /** Handshakes or new endpoints await the settle step; when the last handshake came, and the count then. */
   private settlePending = false;
+  private handshakesPending = false;
   private lastHandshakeAt = Number.NEGATIVE_INFINITY;
   private handshakesSeen = 0;
   /** JS heap size after the last compaction, when that was, and protocol.handshakeMessages then. */
@@ -77,6 +79,7 @@ export class Housekeeping {
     this.handshakesSeen = handshakes;
     this.lastHandshakeAt = now;
     this.settlePending = true;
+    this.handshakesPending = true;
   }
 
   /** The device gave a route a new endpoint: the Bind's deferred work is due at the settle step. */
@@ -100,7 +103,9 @@ export class Housekeeping {
     this.preparing = this.protocol.prepare?.(PREPARE_BATCH) ?? false;
     if (now - this.lastHandshakeAt < SETTLE_AFTER_HANDSHAKES_MS) return;
     const settling = this.settlePending;
+    const afterHandshakes = this.handshakesPending;
     this.settlePending = false;
+    this.handshakesPending = false;
     if (settling) this.bind.idle();
     let compacted = false;
     if (now - this.lastCompaction >= COMPACT_EVERY_MS) {
@@ -110,7 +115,7 @@ export class Housekeeping {
     } else if (settling) {
       this.compactAt = this.lastCompaction + COMPACT_EVERY_MS;
     }
-    if (settling || compacted) this.onSettled?.();
+    if (afterHandshakes || compacted) this.onSettled?.();
   }
 
   /** Compacts at once: a daemon calls this once running, so that its first page trim comes after. */

@@ -66,10 +66,12 @@ describe("Housekeeping", () => {
     for (let t = 2100; t < 5000; t += 100) hk.idle(t);
     expect(bind.idles).toBe(1);
 
-    // A new endpoint without a handshake (roaming) is settled at the next idle.
+    // A new endpoint without a handshake (roaming) is settled at the next idle, with no call of
+    // onSettled (no new code ran that a page trim would be for).
     hk.endpointSet();
     hk.idle(5000);
     expect(bind.idles).toBe(2);
+    expect(counts.settled).toBe(2);
   });
 
   test("a compaction put off by its once-a-second limit never wakes the loop before handshakes settle", () => {
