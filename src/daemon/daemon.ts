@@ -27,6 +27,7 @@ import { WireGuardProtocol } from "../protocol/wireguard/protocol.ts";
 import { SharedSessions } from "../threads/shared-sessions.ts";
 import { SharedSessionStore } from "../threads/shared-store.ts";
 import { ThreadPool } from "../threads/thread-pool.ts";
+import { trimFilePagesFromNowOn } from "../memory/file-pages.ts";
 
 /** The device's longest sleep while Bun's event loop serves something (see bunLoopWait). */
 const BUSY_BUN_LOOP_WAIT_MS = 1000;
@@ -240,6 +241,16 @@ export class TunnelDaemon {
         };
       }),
     };
+  }
+
+  /**
+   * Start-up is over (the daemon runs and said so): its garbage goes first, then the executable's
+   * pages it touched, and again after each burst of handshakes has settled.
+   */
+  settleAfterStartup(): void {
+    this.device.compactHeapNow();
+    const trimmer = trimFilePagesFromNowOn(this.log);
+    this.device.housekeeping.onSettled = () => trimmer.check(true);
   }
 
   async run(): Promise<void> {

@@ -64,11 +64,14 @@ describe("wontun CLI", () => {
     });
   }
 
+  /** `wontun up GOOD ARGS` with the environment variable `name` set to `value`. */
+  const upWithEnv = (name: string, value: string, ...args: string[]) => {
+    const r = Bun.spawnSync([process.execPath, MAIN, "up", GOOD, ...args], { env: { ...process.env, [name]: value }, stdout: "pipe", stderr: "pipe" });
+    return { code: r.exitCode, stderr: r.stderr.toString() };
+  };
+
   test("a bad WONTUN_OFFLOAD is a usage error; --offload overrides it", async () => {
-    const run = (env: string, ...args: string[]) => {
-      const r = Bun.spawnSync([process.execPath, MAIN, "up", GOOD, ...args], { env: { ...process.env, WONTUN_OFFLOAD: env }, stdout: "pipe", stderr: "pipe" });
-      return { code: r.exitCode, stderr: r.stderr.toString() };
-    };
+    const run = (value: string, ...args: string[]) => upWithEnv("WONTUN_OFFLOAD", value, ...args);
     const bad = run("fast");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/WONTUN_OFFLOAD: unknown offload "fast"/);
@@ -81,10 +84,7 @@ describe("wontun CLI", () => {
   });
 
   test("a bad WONTUN_THREADS is a usage error; --threads overrides it", async () => {
-    const run = (env: string, ...args: string[]) => {
-      const r = Bun.spawnSync([process.execPath, MAIN, "up", GOOD, ...args], { env: { ...process.env, WONTUN_THREADS: env }, stdout: "pipe", stderr: "pipe" });
-      return { code: r.exitCode, stderr: r.stderr.toString() };
-    };
+    const run = (value: string, ...args: string[]) => upWithEnv("WONTUN_THREADS", value, ...args);
     const bad = run("-2");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/WONTUN_THREADS must be a number of threads/);

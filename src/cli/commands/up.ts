@@ -4,7 +4,6 @@
 import { defineCommand } from "citty";
 import { loadConfig, interfaceNameFromPath } from "../../config/load.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
-import { trimFilePagesFromNowOn } from "../../memory/file-pages.ts";
 import { DEFAULT_THREADS, parseThreads } from "../../threads/thread-count.ts";
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
@@ -156,10 +155,7 @@ export const upCommand = defineCommand({
       log.info(`interface ${daemon.interfaceName} up: ${host.describe()}`);
       log.info(`${daemon.operations.peerCount} peer(s) configured; running`);
       tellSystemd(() => notifyReady(`${daemon.interfaceName} up`));
-      // Start-up is over: its garbage goes first, then the executable's pages it touched.
-      daemon.device.compactHeapNow();
-      const trimmer = trimFilePagesFromNowOn(log);
-      daemon.device.housekeeping.onSettled = () => trimmer.check(true);
+      daemon.settleAfterStartup();
       signals.running();
       await daemon.run();
     } finally {

@@ -6,7 +6,6 @@
 // (or WG_PROCESS_FOREGROUND=1) it returns once the tunnel is ready and the daemon runs on. The
 // daemon stops on SIGTERM/SIGINT and when its interface is deleted (`wg-quick down`).
 import { ALL_OFFLOADS, parseOffloads, type Offloads } from "../../device/offloads.ts";
-import { trimFilePagesFromNowOn } from "../../memory/file-pages.ts";
 import { chooseThreads } from "./up.ts";
 import { createLogger, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
@@ -109,10 +108,7 @@ export async function runUserspace(argv: string[]): Promise<number> {
   }
   log.info(`${daemon.interfaceName}: running; configure it with wg (control socket ${daemon.socketPath})`);
   reportReady();
-  // Start-up is over: its garbage goes first, then the executable's pages it touched.
-  daemon.device.compactHeapNow();
-  const trimmer = trimFilePagesFromNowOn(log);
-  daemon.device.housekeeping.onSettled = () => trimmer.check(true);
+  daemon.settleAfterStartup();
   signals.running();
   try {
     await daemon.run();
