@@ -4,6 +4,7 @@
 // READY, or why it failed, before the caller exits.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { daemonRuntimeEnvironment } from "./bun-runtime.ts";
 
 /** Set in the detached daemon's environment: report readiness on stdout. */
 export const READY_ENV = "WONTUN_REPORT_READY";
@@ -26,7 +27,7 @@ export function runDetached(args: string[], logs: boolean): Promise<number> {
   const child = spawn(command, [...prefix, ...args], {
     detached: true,
     stdio: ["ignore", "pipe", logs ? "inherit" : "ignore"],
-    env: { ...process.env, [READY_ENV]: "1" },
+    env: { ...process.env, ...daemonRuntimeEnvironment(), [READY_ENV]: "1" },
   });
   return new Promise((resolve) => {
     let said = "";

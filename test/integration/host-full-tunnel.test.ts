@@ -269,6 +269,9 @@ describe.skipIf(!canRunIntegration)("wontun up: the host, as wg-quick sets it", 
       await waitFor(() => { receive(); return messages.some((m) => m.includes("READY=1")); }, 10_000, `READY=1:\n${c.output()}`);
       expect(c.output()).toContain("running");
       expect((await w.client.run(["ip", "link", "show", IF])).stdout).toContain("UP");
+      // The daemon started itself again in place with Bun's GC timer off (src/daemon/bun-runtime.ts):
+      // the pid systemd started is the one that is running, under its own name.
+      expect(readFileSync(`/proc/${c.proc.pid}/environ`, "latin1").split("\0")).toContain("BUN_GC_TIMER_DISABLE=1");
       c.kill("SIGTERM");
       expect(await c.exited).toBe(0);
       receive();

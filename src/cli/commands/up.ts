@@ -21,6 +21,7 @@ import { meshCachePath } from "../../mesh/config.ts";
 import { writeMeshMetrics } from "../../mesh/metrics.ts";
 import { ipEquals } from "../../net/ip.ts";
 import { MetricsServer, parseMetricsAddress, type MetricsAddress } from "../../metrics/server.ts";
+import { restartWithDaemonRuntime } from "../../daemon/bun-runtime.ts";
 
 export const upArgs = {
   config: {
@@ -94,6 +95,8 @@ export const upCommand = defineCommand({
   args: upArgs,
   async run({ rawArgs }) {
     const args = parseCommandLine("up", rawArgs, upArgs);
+    // Before the config is read: a config on a pipe (`up <(...)`) can be read only once.
+    const notRestarted = restartWithDaemonRuntime();
     const level = parseLogLevel(args["log-level"]);
     const offloads = chooseOffloads(args.offload);
     const threads = chooseThreads(args.threads);
@@ -107,6 +110,7 @@ export const upCommand = defineCommand({
     const metricsAddress = chooseMetricsAddress(args.metrics);
 
     const log = createLogger(level);
+    if (notRestarted) log.debug(notRestarted);
     log.info(`wontun ${VERSION} starting ${interfaceName} from ${args.config}`);
     for (const warning of config.warnings) log.warn(warning);
     // A taken metrics port fails here, before anything on the host or in a store has changed.

@@ -10,6 +10,7 @@ import { chooseThreads } from "./up.ts";
 import { createLogger, type LogLevel } from "../../log.ts";
 import { TunnelDaemon } from "../../daemon/daemon.ts";
 import { reportFailure, reportReady, runDetached } from "../../daemon/detach.ts";
+import { restartWithDaemonRuntime } from "../../daemon/bun-runtime.ts";
 import { emptyWireGuardConfig } from "../../config/model.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import type { KernelTun } from "../../device/tun-kernel.ts";
@@ -74,8 +75,10 @@ export async function runUserspace(argv: string[]): Promise<number> {
   const metricsAddress = metricsFromEnv();
   const foreground = argv.some((a) => FOREGROUND_FLAGS.has(a)) || process.env.WG_PROCESS_FOREGROUND === "1";
   if (!foreground) return runDetached(["--foreground", iface], process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== "silent");
+  const notRestarted = restartWithDaemonRuntime();
 
   const log = createLogger(logLevelFromEnv());
+  if (notRestarted) log.debug(notRestarted);
   let metrics: MetricsServer | null = null;
   try {
     metrics = metricsAddress ? MetricsServer.listen(metricsAddress, log) : null;
