@@ -164,6 +164,7 @@ export class ControlServer {
 
   /** Closes clients past their deadline. `now` is on the server's clock (ms). */
   tick(now: number): void {
+    if (this.clients.size === 0) return; // the device asks every round: no iterator then
     for (const c of this.clients) {
       if (now >= c.deadline) {
         this.log?.debug(`control: closing a client idle for ${this.limits.idleMs} ms`);
@@ -174,6 +175,7 @@ export class ControlServer {
 
   /** The earliest client deadline (ms, the server's clock), Infinity with no clients. */
   nextDeadline(): number {
+    if (this.clients.size === 0) return Infinity; // asked every round of the device loop: no iterator then
     let next = Infinity;
     for (const c of this.clients) if (c.deadline < next) next = c.deadline;
     return next;

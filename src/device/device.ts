@@ -61,8 +61,6 @@ export interface DeviceOptions {
   maxWaitMs?: number | (() => number);
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 export class Device implements ControlSink, QueueWatcher {
   readonly counters = new DeviceCounters();
   readonly protocol: TunnelProtocol;
@@ -188,43 +186,72 @@ export class Device implements ControlSink, QueueWatcher {
 
   // ---- the loop ----------------------------------------------------------------------------
 
-  private async loop(): Promise<void> {
+  // Bun's event loop (signals, timers) runs when we yield: before a long wait, and after at most
+  // YIELD_EVERY_MS of work. After a round that did work the loop first lingers: a wait of at most
+  // LINGER_MS before any yield, so the answer to what we just sent (a ping's echo, a request's
+  // response) is handled at once, and the ~15-30 µs of Bun's event loop is spent when nothing is
+  // expected, not between our send and our sleep (on a small machine the peer we just woke may be
+  // waiting for this CPU). Once a wait ends with nothing to do, we yield.
+  //
+  // A yield is setImmediate(resumeLoop), with the loop's state in fields: under load the loop
+  // yields hundreds of times a second, and an awaited Promise would allocate five more objects
+  // each time (the promise, its resolve functions, the executor, the async frame).
+  private lingering = false;
+  private lastYield = 0;
+  private loopDone: { resolve: () => void; reject: (err: unknown) => void } | null = null;
+  private readonly resumeLoop = (): void => this.turn();
+
+  private loop(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.loopDone = { resolve, reject };
+      this.turn();
+    });
+  }
+
+  /** Rounds until the next yield (then the loop resumes from setImmediate) or the end. */
+  private turn(): void {
+    this.lingering = false;
+    this.lastYield = this.clock();
+    try {
+      if (this.rounds()) {
+        setImmediate(this.resumeLoop);
+        return;
+      }
+    } catch (err) {
+      this.loopDone!.reject(err);
+      return;
+    }
+    this.loopDone!.resolve();
+  }
+
+  /** Returns true to yield to Bun's event loop, false once the loop is over. */
+  private rounds(): boolean {
     const epoll = this.epoll;
-    // Bun's event loop (signals, timers) runs when we yield: before a long wait, and after at
-    // most YIELD_EVERY_MS of work. After a round that did work the loop first lingers: a wait of
-    // at most LINGER_MS before any yield, so the answer to what we just sent (a ping's echo, a
-    // request's response) is handled at once, and the ~15-30 µs of Bun's event loop is spent
-    // when nothing is expected, not between our send and our sleep (on a small machine the peer
-    // we just woke may be waiting for this CPU). Once a wait ends with nothing to do, we yield.
     const housekeeping = this.housekeeping;
-    let lingering = false;
-    let lastYield = this.clock();
     while (!this.stopping) {
       let now = this.clock();
       const busy = this.tunPending || this.pendingCount > 0;
       const untilTimer = Math.ceil(Math.min(this.nextDeadline(), housekeeping.wakeAt()) - now);
-      const timeout = busy || housekeeping.preparing ? 0 : Math.max(0, Math.min(untilTimer, lingering ? LINGER_MS : this.maxWaitMs()));
+      const timeout = busy || housekeeping.preparing ? 0 : Math.max(0, Math.min(untilTimer, this.lingering ? LINGER_MS : this.maxWaitMs()));
       const n = epoll.wait(timeout);
       for (let i = 0; i < n; i++) this.dispatch(epoll.token(i));
       now = this.clock();
       // A long wait comes right after a yield, and time asleep is not work.
-      if (!lingering && timeout > 0) lastYield = now;
+      if (!this.lingering && timeout > 0) this.lastYield = now;
       this.work(now);
       housekeeping.noteRound(now);
       if (this.tun.gone) {
         this.log.info(`interface ${this.tun.name} was deleted; shutting down`);
-        break;
+        return false;
       }
       const idle = n === 0 && !busy; // the wait ran out (or a signal interrupted it)
-      if (idle || now - lastYield >= YIELD_EVERY_MS) {
+      if (idle || now - this.lastYield >= YIELD_EVERY_MS) {
         if (idle) housekeeping.idle(now);
-        await yieldToEventLoop();
-        lingering = false;
-        lastYield = this.clock();
-      } else {
-        lingering = true;
+        return true;
       }
+      this.lingering = true;
     }
+    return false;
   }
 
   /** One epoll event: the token is the fd. */

@@ -59,6 +59,8 @@ import { openTransport } from "./transport.ts";
 const TAG_SIZE = 16;
 const EMPTY = new Uint8Array(0);
 const ZERO_KEY = new Uint8Array(32);
+/** Jitter bytes drawn from `random` at once: one allocation per this many armed timers. */
+const JITTER_BYTES = 256;
 
 export interface WgPeerSpec {
   id: PeerId;
@@ -155,15 +157,31 @@ export class WireGuardProtocol implements TunnelProtocol {
   /** Peers whose static-static DH is not computed yet: prepare() does them before their handshakes. */
   private readonly unprepared = new Set<WgPeer>();
   private cryptoSelected = false;
+  /** Random bytes for timer jitter, drawn JITTER_BYTES at a time (see jitterByte). */
+  private readonly jitterBytes = new Uint8Array(JITTER_BYTES);
+  private jitterUsed = JITTER_BYTES;
 
   constructor(options: WireGuardOptions) {
     this.aead = options.aead;
     this.mtu = options.mtu;
     this.random = options.random ?? randomBytes;
     this.wallClock = options.wallClock ?? Date.now;
-    this.jitter = WgPeer.jitter(() => this.random(1)[0] / 256);
+    this.jitter = WgPeer.jitter(() => this.jitterByte() / 256);
     if (options.privateKey) this.setPrivateKey(options.privateKey);
     for (const spec of options.peers ?? []) this.addPeer(spec);
+  }
+
+  /**
+   * One random byte for a timer's jitter. A flow arms the new-handshake timer once per round
+   * trip (dataSent after authenticatedReceived cleared it): drawing from a pool keeps that from
+   * allocating, and the bytes still come from `random` (a seeded simulation stays reproducible).
+   */
+  private jitterByte(): number {
+    if (this.jitterUsed === JITTER_BYTES) {
+      this.jitterBytes.set(this.random(JITTER_BYTES));
+      this.jitterUsed = 0;
+    }
+    return this.jitterBytes[this.jitterUsed++];
   }
 
   /** From now on sessions live in `store`, shared with other threads (set before any handshake). */
