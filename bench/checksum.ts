@@ -4,7 +4,7 @@
 // checksums (WONTUN_TRUST_INNER_CSUM). Best of several rounds; one line each.
 // Run: bun bench/checksum.ts
 import { finishChecksum, pseudoHeaderSum, sumBytesNarrow, sumWords } from "../src/net/offload/checksum.ts";
-import { TcpCoalescer } from "../src/net/offload/coalesce.ts";
+import { Coalescer } from "../src/net/offload/coalesce.ts";
 import { segment } from "../src/net/offload/segment.ts";
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VnetHdr } from "../src/net/offload/virtio-net-hdr.ts";
 
@@ -68,7 +68,7 @@ line(`segment() 64 KiB TSO -> ${SEGMENTS} x ${MSS} B`, `${(segNs / 1000).toFixed
 
 // The same segments, glued back by the coalescer (verifying or trusting their checksums).
 for (const trust of [false, true]) {
-  const c = new TcpCoalescer(64, trust);
+  const c = new Coalescer(64, trust);
   const ns = best(2000, () => {
     c.reset();
     for (let k = 0; k < SEGMENTS; k++) c.add(dst, starts[k], lengths[k]);

@@ -9,8 +9,9 @@ import { findWireguardGo, startWgGoBuild, type WgGoKind } from "./wg-go.ts";
 
 /**
  * wontun variants: the two modes with every offload (the headline figures), the ladder that
- * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO), and
- * the WireGuard mode on 2 data-path threads (--threads 2; the others run on 1).
+ * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO + UDP
+ * GRO + USO), all but USO, and the WireGuard mode on 2 data-path threads (--threads 2; the
+ * others run on 1).
  */
 const WONTUN_VARIANTS = {
   "wontun-wg": { mode: "wg", offload: "all", net: 30, label: "wontun (WireGuard)" },
@@ -19,6 +20,7 @@ const WONTUN_VARIANTS = {
   "wontun-wg-none": { mode: "wg", offload: "none", net: 31, label: "wontun WG, no offloads" },
   "wontun-wg-tso": { mode: "wg", offload: "tso", net: 32, label: "wontun WG, tso" },
   "wontun-wg-tso-gro": { mode: "wg", offload: "tso,gro", net: 33, label: "wontun WG, tso+gro" },
+  "wontun-wg-no-uso": { mode: "wg", offload: "tso,gro,udp-gso,udp-gro", net: 35, label: "wontun WG, all but uso" },
   "wontun-plain-none": { mode: "plain", offload: "none", net: 41, label: "wontun plain, no offloads" },
 } as const;
 type WontunKind = keyof typeof WONTUN_VARIANTS;

@@ -11,6 +11,7 @@ import { encodeKey } from "../crypto/keys.ts";
 import { formatIp, parseIp } from "../net/ip.ts";
 import { kernelIo } from "../device/kernel-io.ts";
 import type { Offloads } from "../device/offloads.ts";
+import type { KernelTun } from "../device/tun-kernel.ts";
 import { ControlServer } from "../control/server.ts";
 import { Operations } from "../control/operations.ts";
 import { changeFromConfig, reloadChange } from "../control/config-change.ts";
@@ -81,6 +82,7 @@ export class TunnelDaemon {
   private startPort = 0;
   /** The offloads in use, in words, for the start-up line. */
   private readonly offloads: string;
+  private readonly kernelTun: KernelTun;
   /** The Prometheus endpoint, if any; more sources (mesh gauges) go in with metrics.addSource(). */
   readonly metrics: MetricsServer | null;
   /** The mesh agent ([Mesh]), whose state `get=wontun` reports; null in a static config. */
@@ -112,6 +114,7 @@ export class TunnelDaemon {
       threaded: sessions ? {} : undefined,
     });
     this.offloads = io.offloads;
+    this.kernelTun = io.tun;
     // A full tunnel's fwmark must be on the sockets from their first packet.
     io.bind.setMark(options.config.interface.fwmark);
     this.device = new Device({
@@ -160,7 +163,8 @@ export class TunnelDaemon {
   async start(): Promise<void> {
     this.device.start();
     this.startPort = this.device.listenPort;
-    this.log.info(`interface ${this.interfaceName} open; offloads ${this.offloads}`);
+    const usoMissing = this.options.offloads.uso && !this.kernelTun.uso;
+    this.log.info(`interface ${this.interfaceName} open; offloads ${this.offloads}${usoMissing ? " (uso left out: the kernel lacks it, Linux 6.2+)" : ""}`);
     await this.threads?.start();
     // Names never hold up the tunnel: IP-literal endpoints now, hostnames as they resolve.
     this.operations.apply(changeFromConfig(this.config, literalEndpoint));

@@ -43,6 +43,7 @@ export function kernelIo(options: KernelIoOptions): { tun: KernelTun; bind: UdpB
   const tun = new KernelTun(options.interfaceName, {
     tso: offloads.tso,
     gro: offloads.gro,
+    uso: offloads.uso,
     log,
     authenticated: options.authenticated,
     multiQueue: threaded !== undefined,
@@ -51,7 +52,8 @@ export function kernelIo(options: KernelIoOptions): { tun: KernelTun; bind: UdpB
   const bind = new UdpBind({
     log,
     mtu: options.mtu,
-    txCapacity: offloads.tso ? TSO_TX_BATCH : TX_BATCH,
+    // A UDP super-packet read from the TUN holds up to 128 datagrams (UDP_MAX_SEGMENTS).
+    txCapacity: offloads.tso || offloads.uso ? TSO_TX_BATCH : TX_BATCH,
     gso: offloads["udp-gso"],
     gro: offloads["udp-gro"],
     connectPeers: threaded === undefined,

@@ -10,13 +10,17 @@
 //   udp-gro  UDP_GRO on the sockets: the kernel may deliver a run of datagrams from one sender
 //        as one buffer, which we split; WireGuard mode only (the plaintext protocol's 5-byte
 //        header leaves too little room to give each packet its vnet header in place)
+//   uso  UDP segmentation offload on the TUN (Linux 6.2+; left out quietly before): a batch's
+//        datagrams of one UDP flow are glued into one super-packet on write, as gro does for
+//        TCP, and reads may be UDP super-packets (from a local sender using UDP_SEGMENT), cut
+//        like TCP ones
 
-export const OFFLOAD_NAMES = ["tso", "gro", "udp-gso", "udp-gro"] as const;
+export const OFFLOAD_NAMES = ["tso", "gro", "udp-gso", "udp-gro", "uso"] as const;
 export type OffloadName = (typeof OFFLOAD_NAMES)[number];
 export type Offloads = Readonly<Record<OffloadName, boolean>>;
 
-export const ALL_OFFLOADS: Offloads = { tso: true, gro: true, "udp-gso": true, "udp-gro": true };
-export const NO_OFFLOADS: Offloads = { tso: false, gro: false, "udp-gso": false, "udp-gro": false };
+export const ALL_OFFLOADS: Offloads = { tso: true, gro: true, "udp-gso": true, "udp-gro": true, uso: true };
+export const NO_OFFLOADS: Offloads = { tso: false, gro: false, "udp-gso": false, "udp-gro": false, uso: false };
 
 /** Parses an offload list; throws an Error saying what is wrong. */
 export function parseOffloads(text: string): Offloads {

@@ -1,7 +1,8 @@
 // The Tun over a kernel TUN device (src/sys/tun.ts). With offloads it opens the device with
 // IFF_VNET_HDR: reads may then be TCP super-packets of up to 64 KiB, cut here into packets that
 // go straight into the caller's slots (segment() also finishes partial checksums), and writes of
-// one batch's TCP segments are glued into super-packets (TcpCoalescer).
+// one batch's TCP segments are glued into super-packets (Coalescer). With USO, reads may also be
+// UDP super-packets, and a batch's UDP datagrams of one flow are glued the same way.
 import { ptr } from "bun:ffi";
 import { libc, errno } from "../sys/libc.ts";
 import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
@@ -9,7 +10,7 @@ import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
 /** "File descriptor in bad state": what a TUN fd answers once its interface is deleted. */
 const EBADFD = 77;
 import { addTunQueue, openTun, type TunDevice } from "../sys/tun.ts";
-import { TcpCoalescer } from "../net/offload/coalesce.ts";
+import { Coalescer } from "../net/offload/coalesce.ts";
 import { SEGMENT_NO_ROOM, segment } from "../net/offload/segment.ts";
 import { VNET_HDR_LEN, VnetHdr, writeZeroVnetHdr } from "../net/offload/virtio-net-hdr.ts";
 import type { Logger } from "../log.ts";
@@ -29,6 +30,9 @@ export interface KernelTunOptions {
   tso: boolean;
   /** Glue received TCP segments into super-packets on write. */
   gro: boolean;
+  /** UDP segmentation offload both ways, if the kernel has it (6.2+): reads may be UDP
+   *  super-packets, and received datagrams of a flow are glued into one on write. */
+  uso: boolean;
   log: Logger;
   /**
    * Packets written were authenticated by the protocol (WireGuard's Poly1305): the coalescer may
@@ -48,6 +52,8 @@ export class KernelTun implements Tun {
   fd = -1;
   name: string;
   tso = false;
+  /** The kernel took USO (see KernelTunOptions.uso). */
+  uso = false;
   /** Every read and write starts with a virtio-net header. */
   vnetHdr = false;
   packetsWritten = 0;
@@ -61,7 +67,7 @@ export class KernelTun implements Tun {
 
   private readonly options: KernelTunOptions;
   private readonly log: Logger;
-  private readonly coalescer: TcpCoalescer | null;
+  private readonly coalescer: Coalescer | null;
   private readonly hdr = new VnetHdr();
   private superPacket: Uint8Array | null = null;
   private superPacketAddress = 0;
@@ -75,19 +81,26 @@ export class KernelTun implements Tun {
     this.name = name;
     this.options = options;
     this.log = options.log;
-    this.coalescer = options.gro ? new TcpCoalescer(64, options.authenticated ? undefined : false) : null;
+    this.coalescer = options.gro || options.uso ? new Coalescer(64, options.authenticated ? undefined : false) : null;
     this.coalescer?.reset();
   }
 
   open(): void {
-    const { tso, gro, multiQueue, queue } = this.options;
+    const { tso, gro, uso, multiQueue, queue } = this.options;
+    const vnetHdr = tso || gro || uso;
+    // Another thread's queue: the interface's offloads are already set, USO as the options say.
     const device: TunDevice = queue
-      ? { fd: queue.fd, name: queue.name, vnetHdr: tso || gro, tso }
-      : openTun(this.name, { vnetHdr: tso || gro, tso, existing: this.existing, multiQueue });
+      ? { fd: queue.fd, name: queue.name, vnetHdr, tso, uso }
+      : openTun(this.name, { vnetHdr, tso, uso, existing: this.existing, multiQueue });
     this.fd = device.fd;
     this.name = device.name;
     this.tso = device.tso;
+    this.uso = device.uso;
     this.vnetHdr = device.vnetHdr;
+    if (this.coalescer !== null) {
+      this.coalescer.tcp = gro;
+      this.coalescer.udp = device.uso;
+    }
     if (this.vnetHdr) {
       this.superPacket = new Uint8Array(new ArrayBuffer(TUN_READ_MAX));
       this.superPacketAddress = ptr(this.superPacket);
@@ -97,7 +110,8 @@ export class KernelTun implements Tun {
   /** Another queue of this (multi-queue) interface, with the same offloads: its fd. */
   addQueue(): number {
     const { tso, gro } = this.options;
-    return addTunQueue({ fd: this.fd, name: this.name, vnetHdr: this.vnetHdr, tso: this.tso }, { vnetHdr: tso || gro, tso });
+    const device = { fd: this.fd, name: this.name, vnetHdr: this.vnetHdr, tso: this.tso, uso: this.uso };
+    return addTunQueue(device, { vnetHdr: tso || gro || this.uso, tso, uso: this.uso });
   }
 
   read(bytes: Uint8Array, starts: Int32Array, lengths: Int32Array, first: number, room: number, packetRoom: number): number {

@@ -24,6 +24,9 @@ const TUNSETOFFLOAD = 0x400454d0;
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
 const TUN_F_TSO6 = 0x04;
+// UDP segmentation offload (Linux 6.2+): the kernel takes and hands over GSO_UDP_L4 super-packets.
+const TUN_F_USO4 = 0x20;
+const TUN_F_USO6 = 0x40;
 export const IFNAMSIZ = 16;
 
 export interface TunDevice {
@@ -34,6 +37,8 @@ export interface TunDevice {
   readonly vnetHdr: boolean;
   /** The kernel may hand us TCP super-packets (TSO) with partial checksums. */
   readonly tso: boolean;
+  /** The kernel takes UDP super-packets (GSO_UDP_L4) and may hand them to us (USO). */
+  readonly uso: boolean;
 }
 
 export interface TunOptions {
@@ -41,6 +46,11 @@ export interface TunOptions {
   vnetHdr?: boolean;
   /** TUNSETOFFLOAD with checksum offload and TSO for IPv4 and IPv6 (requires vnetHdr). */
   tso?: boolean;
+  /**
+   * TUNSETOFFLOAD with checksum offload and USO for IPv4 and IPv6 (requires vnetHdr), if the
+   * kernel has it (6.2+; TunDevice.uso says whether it took).
+   */
+  uso?: boolean;
   /**
    * An existing persistent TUN interface (`ip tuntap add`): "refuse" it (default: `wontun up`
    * creates the interface it configures, and leaves one it did not create exactly as it was), or
@@ -110,7 +120,7 @@ export function validateInterfaceName(name: string): string | null {
  * the fd: closing it removes the interface with its addresses and routes.
  */
 export function openTun(name: string, options: TunOptions = {}): TunDevice {
-  const vnetHdr = options.vnetHdr === true || options.tso === true;
+  const vnetHdr = options.vnetHdr === true || options.tso === true || options.uso === true;
   const bad = validateInterfaceName(name);
   if (bad) throw new Error(bad);
   const fd = libc.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
@@ -139,20 +149,24 @@ export function openTun(name: string, options: TunOptions = {}): TunDevice {
       libc.close(fd);
     }
   }
-  setOffloadAndNonBlocking(fd, name, options);
+  const uso = setOffloadAndNonBlocking(fd, name, options);
   const end = ifr.indexOf(0);
   const actual = new TextDecoder().decode(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end));
-  return { fd, name: actual, vnetHdr, tso: options.tso === true };
+  return { fd, name: actual, vnetHdr, tso: options.tso === true, uso };
 }
 
 function tunFlags(options: TunOptions): number {
-  const vnetHdr = options.vnetHdr === true || options.tso === true;
+  const vnetHdr = options.vnetHdr === true || options.tso === true || options.uso === true;
   return IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0) | (options.multiQueue ? IFF_MULTI_QUEUE : 0);
 }
 
-function setOffloadAndNonBlocking(fd: number, name: string, options: TunOptions): void {
+/** Sets the offloads asked for and O_NONBLOCK; returns whether the kernel took USO. */
+function setOffloadAndNonBlocking(fd: number, name: string, options: TunOptions): boolean {
   // TUNSETOFFLOAD takes the flags by value, in the pointer-sized argument.
-  if (options.tso && libc.ioctl(fd, TUNSETOFFLOAD, (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) as unknown as Pointer) < 0) {
+  const flags = TUN_F_CSUM | (options.tso ? TUN_F_TSO4 | TUN_F_TSO6 : 0);
+  // A kernel before 6.2 answers EINVAL to the USO flags: then without them, as asked otherwise.
+  const uso = options.uso === true && libc.ioctl(fd, TUNSETOFFLOAD, (flags | TUN_F_USO4 | TUN_F_USO6) as unknown as Pointer) >= 0;
+  if (!uso && options.tso && libc.ioctl(fd, TUNSETOFFLOAD, flags as unknown as Pointer) < 0) {
     try {
       fail(`TUNSETOFFLOAD ${name}`);
     } finally {
@@ -160,6 +174,7 @@ function setOffloadAndNonBlocking(fd: number, name: string, options: TunOptions)
     }
   }
   setNonBlocking(fd);
+  return uso;
 }
 
 /**

@@ -142,7 +142,8 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
       tunFd,
       socket,
       mark: this.mark,
-      offloads: this.options.offloads,
+      // USO as the kernel took it on the interface (not before Linux 6.2), not as asked.
+      offloads: { ...this.options.offloads, uso: this.options.tun.uso },
       mtu: this.options.mtu,
       logLevel: this.options.logLevel,
       wakeFd: wake.fd,

@@ -2,7 +2,7 @@
 // built by hand and every checksum is checked against the slow reference implementation below.
 import { describe, expect, test } from "bun:test";
 import { finishChecksum, fold, ipv4HeaderChecksum, pseudoHeaderSum, sumBytes } from "../../src/net/offload/checksum.ts";
-import { COALESCE_MAX_SEGMENTS, TcpCoalescer } from "../../src/net/offload/coalesce.ts";
+import { COALESCE_MAX_SEGMENTS, Coalescer } from "../../src/net/offload/coalesce.ts";
 import { copyBytes } from "../../src/net/offload/copy-bytes.ts";
 import { SEGMENT_MALFORMED, SEGMENT_NO_ROOM, completeChecksum, segment } from "../../src/net/offload/segment.ts";
 import {
@@ -585,7 +585,7 @@ function batch(packets: Uint8Array[]): { buf: Uint8Array; offs: number[]; lens: 
   return { buf, offs, lens };
 }
 
-function coalesce(packets: Uint8Array[], c = new TcpCoalescer(Math.max(64, packets.length))) {
+function coalesce(packets: Uint8Array[], c = new Coalescer(Math.max(64, packets.length))) {
   const { buf, offs, lens } = batch(packets);
   c.reset();
   for (let i = 0; i < packets.length; i++) expect(c.add(buf, offs[i], lens[i])).toBe(true);
@@ -631,7 +631,7 @@ function flow(version: 4 | 6, count: number, opts: FlowSpec = {}): Uint8Array[] 
   return out;
 }
 
-describe("TcpCoalescer", () => {
+describe("Coalescer", () => {
   for (const version of [4, 6] as const) {
     test(`IPv${version}: segment → coalesce → kernel checksum → segment round trip`, () => {
       const payload = randomBytes(10000);
@@ -644,7 +644,7 @@ describe("TcpCoalescer", () => {
       expect(n).toBe(8);
 
       // Coalesce straight from the slots (16 bytes of headroom each).
-      const c = new TcpCoalescer();
+      const c = new Coalescer();
       c.reset();
       for (let k = 0; k < n; k++) expect(c.add(slots.dst, slots.starts[k], slots.lengths[k])).toBe(true);
       expect(c.finish()).toBe(1);
@@ -701,7 +701,7 @@ describe("TcpCoalescer", () => {
     const buf = new Uint8Array(400);
     buf.fill(0xee);
     buf.set(pkt, 20);
-    const c = new TcpCoalescer();
+    const c = new Coalescer();
     c.reset();
     c.add(buf, 20, pkt.length + 4);
     expect(c.finish()).toBe(1);
@@ -790,7 +790,7 @@ describe("TcpCoalescer", () => {
   });
 
   test("bad checksums are not glued when verified (the kernel would trust the merged packet)", () => {
-    const verifying = () => new TcpCoalescer(64, false);
+    const verifying = () => new Coalescer(64, false);
     const p = flow(4, 3);
     const corrupt = p[1].slice();
     corrupt[100] ^= 1;
@@ -807,11 +807,11 @@ describe("TcpCoalescer", () => {
     const p = flow(4, 3);
     const corrupt = p[1].slice();
     corrupt[100] ^= 1; // a peer's own mistake: authenticated, passed on as the peer sent it
-    const outs = coalesce([p[0], corrupt, p[2]], new TcpCoalescer(64, true));
+    const outs = coalesce([p[0], corrupt, p[2]], new Coalescer(64, true));
     expect(outs.map((o) => o.segments)).toEqual([3]);
     expect(outs[0].pkt[40 + 1000 + (100 - 40)]).toBe(corrupt[100]); // headers, first payload, the flipped byte
     // Good segments still come out as a correct super-packet: the kernel completes its checksum.
-    const good = coalesce(flow(6, 4), new TcpCoalescer(64, true));
+    const good = coalesce(flow(6, 4), new Coalescer(64, true));
     expect(good.map((o) => o.segments)).toEqual([4]);
     const whole = kernelCompletes(good[0].pkt, good[0].hdr);
     expect(l4ChecksumValid(whole)).toBe(true);
@@ -821,11 +821,11 @@ describe("TcpCoalescer", () => {
     const saved = process.env.WONTUN_TRUST_INNER_CSUM;
     try {
       delete process.env.WONTUN_TRUST_INNER_CSUM;
-      expect(new TcpCoalescer().trustChecksums).toBe(true);
+      expect(new Coalescer().trustChecksums).toBe(true);
       process.env.WONTUN_TRUST_INNER_CSUM = "0";
-      expect(new TcpCoalescer().trustChecksums).toBe(false);
+      expect(new Coalescer().trustChecksums).toBe(false);
       process.env.WONTUN_TRUST_INNER_CSUM = "1";
-      expect(new TcpCoalescer().trustChecksums).toBe(true);
+      expect(new Coalescer().trustChecksums).toBe(true);
     } finally {
       if (saved === undefined) delete process.env.WONTUN_TRUST_INNER_CSUM;
       else process.env.WONTUN_TRUST_INNER_CSUM = saved;
@@ -845,7 +845,7 @@ describe("TcpCoalescer", () => {
   test("WireGuard padding after the IP packet is dropped from coalesced output", () => {
     const p = flow(4, 2);
     const padded = p.map((x) => concat([x, new Uint8Array(8).fill(0xaa)]));
-    const c = new TcpCoalescer();
+    const c = new Coalescer();
     const { buf, offs } = batch(padded);
     c.reset();
     c.add(buf, offs[0], padded[0].length);
@@ -871,7 +871,7 @@ describe("TcpCoalescer", () => {
 
   test(`at most ${COALESCE_MAX_SEGMENTS} segments per item`, () => {
     const p = flow(4, 70, { mss: 100 });
-    const segments = coalesce(p, new TcpCoalescer(128)).map((o) => o.segments);
+    const segments = coalesce(p, new Coalescer(128)).map((o) => o.segments);
     expect(segments).toEqual([COALESCE_MAX_SEGMENTS, 70 - COALESCE_MAX_SEGMENTS]);
   });
 
@@ -883,7 +883,7 @@ describe("TcpCoalescer", () => {
   });
 
   test("a full batch refuses more; reset starts over and drops references", () => {
-    const c = new TcpCoalescer(2);
+    const c = new Coalescer(2);
     const p = flow(4, 3);
     const { buf, offs, lens } = batch(p);
     c.reset();
@@ -906,7 +906,7 @@ describe("TcpCoalescer", () => {
     const flows = [0, 1, 2, 3].map((i) => flow(4, 40, { mss: 1400, sport: 100 + i, firstId: i * 1000 }));
     const interleaved: Uint8Array[] = [];
     for (let k = 0; k < 40; k++) for (const f of flows) interleaved.push(f[k]);
-    const outs = coalesce(interleaved, new TcpCoalescer(160));
+    const outs = coalesce(interleaved, new Coalescer(160));
     expect(outs.map((o) => o.segments)).toEqual([40, 40, 40, 40]);
     for (let i = 0; i < 4; i++) {
       expect(outs[i].pkt.subarray(40)).toEqual(concat(flows[i].map((x) => x.subarray(40))));
@@ -950,7 +950,7 @@ describe("hostile input (a peer controls what reaches the coalescer; the hdr com
   }
 
   test("the coalescer takes mutated and truncated packets without throwing; outputs stay inside their buffers", () => {
-    const coalescer = new TcpCoalescer(64);
+    const coalescer = new Coalescer(64);
     for (let round = 0; round < 200; round++) {
       const packets = mutatedPackets(1 + (round % 64));
       const slab = new Uint8Array(packets.length * 1600);
@@ -989,5 +989,122 @@ describe("hostile input (a peer controls what reaches the coalescer; the hdr com
       expect(made === SEGMENT_MALFORMED || made === SEGMENT_NO_ROOM || (made >= 1 && made <= 128)).toBe(true);
       for (let k = 0; k < Math.max(0, made); k++) expect(slots.lengths[k]).toBeLessThanOrEqual(1500);
     }
+  });
+});
+
+/** A run of equal-sized datagrams of one UDP flow (IPv4 IDs consecutive), the last `lastSize` long. */
+function datagrams(version: 4 | 6, count: number, size: number, opts: Partial<PacketSpec> & { lastSize?: number; firstId?: number } = {}): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let k = 0; k < count; k++) {
+    const length = k === count - 1 && opts.lastSize !== undefined ? opts.lastSize : size;
+    out.push(udpPacket({ version, ...opts, payload: randomBytes(length), id: ((opts.firstId ?? 700) + k) & 0xffff }));
+  }
+  return out;
+}
+
+function udpCoalescer(): Coalescer {
+  const c = new Coalescer(64);
+  c.udp = true;
+  return c;
+}
+
+describe("Coalescer, UDP (uso)", () => {
+  for (const version of [4, 6] as const) {
+    test(`IPv${version}: segment → coalesce → kernel checksum → segment round trip`, () => {
+      const payload = randomBytes(9 * 120 + 37);
+      const original = asPartial(udpPacket({ version, payload, id: 0xfffe }));
+      const ihl = version === 4 ? 20 : 40;
+      const hdr = gsoHdr(VIRTIO_NET_HDR_GSO_UDP_L4, 120, original);
+      const slots = new Slots(10, 1500, 16);
+      const n = slots.run(original, hdr);
+      expect(n).toBe(10);
+
+      const c = udpCoalescer();
+      c.reset();
+      for (let k = 0; k < n; k++) expect(c.add(slots.dst, slots.starts[k], slots.lengths[k])).toBe(true);
+      expect(c.finish()).toBe(1);
+      expect(c.outSegments(0)).toBe(10);
+      const out = c.outBuffer(0).slice(c.outOffset(0), c.outOffset(0) + c.outLength(0));
+      const outHdr = new VnetHdr();
+      outHdr.read(out, 0);
+      expect(outHdr.flags).toBe(VIRTIO_NET_HDR_F_NEEDS_CSUM);
+      expect(outHdr.gsoType).toBe(VIRTIO_NET_HDR_GSO_UDP_L4);
+      expect(outHdr.hdrLen).toBe(ihl + 8);
+      expect(outHdr.gsoSize).toBe(120);
+      expect(outHdr.csumStart).toBe(ihl);
+      expect(outHdr.csumOffset).toBe(6);
+      const pkt: Uint8Array = out.subarray(VNET_HDR_LEN);
+      // The very super-packet a local sender's UDP_SEGMENT would have made: UDP length over all of it.
+      expect(pkt).toEqual(original);
+      expect(get16(pkt, ihl + 4)).toBe(pkt.length - ihl);
+      if (version === 4) expect(ipv4HeaderValid(pkt)).toBe(true);
+      expect(l4ChecksumValid(kernelCompletes(pkt, outHdr))).toBe(true);
+
+      // And cut by the kernel's rules it gives back the very same datagrams.
+      const again = new Slots(10, 1500, 16);
+      expect(segment(pkt, 0, pkt.length, outHdr, again.dst, again.starts, again.lengths, 0, 10, 1500)).toBe(10);
+      for (let k = 0; k < n; k++) expect(again.get(k)).toEqual(slots.get(k));
+    });
+  }
+
+  test("off by default (a TUN without USO): datagrams pass through alone", () => {
+    const outs = coalesce(datagrams(4, 4, 64));
+    expect(outs.map((o) => o.segments)).toEqual([1, 1, 1, 1]);
+    expect(outs.every((o) => o.passThrough)).toBe(true);
+  });
+
+  test("a shorter datagram ends the item; a longer one, other ports, or TCP on the same ports do not join", () => {
+    const run = datagrams(4, 3, 64, { lastSize: 20 });
+    const after = udpPacket({ version: 4, payload: randomBytes(64), id: 703 });
+    const outs = coalesce([...run, after], udpCoalescer());
+    expect(outs.map((o) => o.segments)).toEqual([3, 1]);
+
+    const longer = datagrams(4, 2, 64);
+    longer.push(udpPacket({ version: 4, payload: randomBytes(100), id: 702 }));
+    expect(coalesce(longer, udpCoalescer()).map((o) => o.segments)).toEqual([2, 1]);
+
+    const a = datagrams(6, 2, 64, { sport: 1000 });
+    const b = datagrams(6, 2, 64, { sport: 2000 });
+    const tcpSamePorts = tcpPacket({ version: 6, payload: randomBytes(64), sport: 1000, dport: 51820 });
+    const outs2 = coalesce([a[0], b[0], tcpSamePorts, a[1], b[1]], udpCoalescer());
+    expect(outs2.map((o) => o.segments)).toEqual([2, 2, 1]);
+    expect(get16(outs2[0].pkt, 40)).toBe(1000);
+    expect(get16(outs2[1].pkt, 40)).toBe(2000);
+  });
+
+  test("IPv4: an ID out of sequence, other TTL or TOS, or a zero checksum ('none') are not glued", () => {
+    const gap = datagrams(4, 2, 64);
+    gap.push(udpPacket({ version: 4, payload: randomBytes(64), id: 900 }));
+    expect(coalesce(gap, udpCoalescer()).map((o) => o.segments)).toEqual([2, 1]);
+    const ttl = [...datagrams(4, 1, 64), udpPacket({ version: 4, payload: randomBytes(64), id: 701, ttl: 9 })];
+    expect(coalesce(ttl, udpCoalescer()).map((o) => o.segments)).toEqual([1, 1]);
+    const tos = [...datagrams(4, 1, 64), udpPacket({ version: 4, payload: randomBytes(64), id: 701, tos: 0x10 })];
+    expect(coalesce(tos, udpCoalescer()).map((o) => o.segments)).toEqual([1, 1]);
+    const unchecked = datagrams(4, 3, 64);
+    for (const p of unchecked) put16(p, 26, 0);
+    expect(coalesce(unchecked, udpCoalescer()).map((o) => o.segments)).toEqual([1, 1, 1]);
+  });
+
+  test("a UDP length that disagrees with the IP length passes through", () => {
+    const run = datagrams(4, 3, 64);
+    put16(run[1], 24, 50);
+    expect(coalesce(run, udpCoalescer()).map((o) => o.segments)).toEqual([1, 1, 1]);
+  });
+
+  test("bad UDP checksums are not glued when verified", () => {
+    const run = datagrams(6, 3, 64);
+    run[1][60] ^= 1;
+    const c = new Coalescer(64, false);
+    c.udp = true;
+    expect(coalesce(run, c).map((o) => o.segments)).toEqual([1, 1, 1]);
+    const good = datagrams(6, 3, 64);
+    expect(coalesce(good, c).map((o) => o.segments)).toEqual([3]);
+  });
+
+  test("tcp = false leaves TCP alone (uso without gro)", () => {
+    const c = udpCoalescer();
+    c.tcp = false;
+    expect(coalesce(flow(4, 3), c).map((o) => o.segments)).toEqual([1, 1, 1]);
+    expect(coalesce(datagrams(4, 3, 64), c).map((o) => o.segments)).toEqual([3]);
   });
 });

@@ -8,9 +8,10 @@ describe("offload switches", () => {
     expect(parseOffloads(" ALL ")).toEqual(ALL_OFFLOADS);
     expect(parseOffloads("none")).toEqual(NO_OFFLOADS);
     expect(parseOffloads("")).toEqual(NO_OFFLOADS);
-    expect(parseOffloads("tso")).toEqual({ tso: true, gro: false, "udp-gso": false, "udp-gro": false });
-    expect(parseOffloads("gro, udp-gso")).toEqual({ tso: false, gro: true, "udp-gso": true, "udp-gro": false });
-    expect(parseOffloads("tso,gro,udp-gso,udp-gro")).toEqual(ALL_OFFLOADS);
+    expect(parseOffloads("tso")).toEqual({ tso: true, gro: false, "udp-gso": false, "udp-gro": false, uso: false });
+    expect(parseOffloads("gro, udp-gso")).toEqual({ tso: false, gro: true, "udp-gso": true, "udp-gro": false, uso: false });
+    expect(parseOffloads("uso")).toEqual({ ...NO_OFFLOADS, uso: true });
+    expect(parseOffloads("tso,gro,udp-gso,udp-gro,uso")).toEqual(ALL_OFFLOADS);
   });
 
   test("unknown names are refused with the list of valid ones", () => {
@@ -19,7 +20,7 @@ describe("offload switches", () => {
   });
 
   test("formatting names what is on", () => {
-    expect(formatOffloads(ALL_OFFLOADS)).toBe("tso,gro,udp-gso,udp-gro");
+    expect(formatOffloads(ALL_OFFLOADS)).toBe("tso,gro,udp-gso,udp-gro,uso");
     expect(formatOffloads(NO_OFFLOADS)).toBe("none");
     expect(formatOffloads(parseOffloads("gro"))).toBe("gro");
   });

@@ -1,7 +1,7 @@
-// TCP coalescing for TUN writes (the receive-side twin of segment.ts): consecutive segments of a
-// TCP flow in one batch of decrypted packets are glued into one GSO super-packet, so the kernel
-// takes them with one write(2) and one trip through its stack. Everything else passes through
-// untouched, in order. State lives in typed arrays sized at construction; nothing is allocated
+// Coalescing for TUN writes (the receive-side twin of segment.ts): consecutive segments of a TCP
+// flow, or consecutive datagrams of a UDP flow, in one batch of decrypted packets are glued into
+// one GSO super-packet, so the kernel takes them with one write(2) and one trip through its
+// stack. Everything else passes through untouched, in order. State lives in typed arrays sized at construction; nothing is allocated
 // per packet (the output arena is allocated lazily and only grows when a batch needs more).
 
 import { fold, ipv4HeaderChecksum, pseudoHeaderSum, sumBytes } from "./checksum.ts";
@@ -11,6 +11,7 @@ import {
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
   VNET_HDR_LEN,
   VnetHdr,
   writeZeroVnetHdr,
@@ -24,6 +25,9 @@ const MAX_IP_LENGTH = 65535;
 const INITIAL_ARENA = 128 * 1024;
 
 const PROTO_TCP = 6;
+const PROTO_UDP = 17;
+const UDP_HEADER = 8;
+const UDP_CHECKSUM = 6;
 const IPV4_HEADER = 20;
 const IPV6_HEADER = 40;
 const TCP_MIN_HEADER = 20;
@@ -54,11 +58,22 @@ const EMPTY = new Uint8Array(0);
  * checksums when verified) become items of their own; only-child items go out as they came, with a zero
  * vnet header written into the VNET_HDR_LEN bytes of headroom the caller leaves before each.
  * Outputs are in the order of their items' first packets.
+ *
+ * With `udp` (the TUN takes USO: TUN_F_USO4/6, Linux 6.2+), a UDP datagram joins the most recent
+ * item of its flow under the same IP rules (IPv4 ID one more than the previous: the kernel numbers
+ * the segments it cuts that way), with a payload no longer than the item's first (a shorter one
+ * closes the item) and, for IPv4, a non-zero checksum (zero means "none", which a super-packet
+ * cannot say). The kernel cuts the super-packet (GSO_UDP_L4) back into exactly those datagrams
+ * before any socket sees them; wireguard-go does the same since 2024.
  */
-export class TcpCoalescer {
+export class Coalescer {
   readonly maxPackets: number;
   /** Glue segments without verifying their checksums (see above); may be changed between batches. */
   trustChecksums: boolean;
+  /** Glue TCP segments; may be changed between batches. */
+  tcp = true;
+  /** Glue UDP datagrams too (the TUN takes GSO_UDP_L4); may be changed between batches. */
+  udp = false;
 
   // Per packet, in add() order.
   private readonly packetBuffer: Uint8Array[];
@@ -73,12 +88,15 @@ export class TcpCoalescer {
   private readonly itemFirst: Int32Array;
   private readonly itemLast: Int32Array;
   private readonly itemSegments: Int32Array;
-  /** 4 or 6 for a TCP flow that later packets may look up; 0 for anything else. */
+  /** 4 or 6 for a TCP or UDP flow that later packets may look up; 0 for anything else. */
   private readonly itemVersion: Uint8Array;
+  /** PROTO_TCP or PROTO_UDP. */
+  private readonly itemProto: Uint8Array;
   private readonly itemFlowHash: Int32Array;
   /** The IP header length of the first packet: where its ports are. */
   private readonly itemIpHeader: Int32Array;
-  private readonly itemTcpHeader: Int32Array;
+  /** TCP header length, or UDP_HEADER. */
+  private readonly itemL4Header: Int32Array;
   /** 1 while packets may still be appended. */
   private readonly itemOpen: Uint8Array;
   /** Payload length of the first packet: the gso_size of the super-packet. */
@@ -100,7 +118,8 @@ export class TcpCoalescer {
   // What inspect() found about the packet being added (fields, so nothing is allocated).
   private curVersion = 0;
   private curIpHeader = 0;
-  private curTcpHeader = 0;
+  private curProto = 0;
+  private curL4Header = 0;
   private curPayload = 0;
   private curFlowHash = 0;
   private curEligible = false;
@@ -118,9 +137,10 @@ export class TcpCoalescer {
     this.itemLast = new Int32Array(maxPackets);
     this.itemSegments = new Int32Array(maxPackets);
     this.itemVersion = new Uint8Array(maxPackets);
+    this.itemProto = new Uint8Array(maxPackets);
     this.itemFlowHash = new Int32Array(maxPackets);
     this.itemIpHeader = new Int32Array(maxPackets);
-    this.itemTcpHeader = new Int32Array(maxPackets);
+    this.itemL4Header = new Int32Array(maxPackets);
     this.itemOpen = new Uint8Array(maxPackets);
     this.itemGsoSize = new Int32Array(maxPackets);
     this.itemPayload = new Int32Array(maxPackets);
@@ -147,7 +167,7 @@ export class TcpCoalescer {
    * when the batch already holds maxPackets packets: finish and write it, reset(), add again.
    */
   add(buf: Uint8Array, off: number, len: number): boolean {
-    if (this.finished) throw new Error("TcpCoalescer.add after finish(): reset() first");
+    if (this.finished) throw new Error("Coalescer.add after finish(): reset() first");
     if (off < VNET_HDR_LEN || len < 0 || off + len > buf.length) {
       throw new RangeError(`packet [${off}, ${off + len}) lacks headroom or lies outside its buffer`);
     }
@@ -178,7 +198,7 @@ export class TcpCoalescer {
     let arenaNeeded = 0;
     for (let i = 0; i < this.items; i++) {
       if (this.itemSegments[i] === 1) continue;
-      arenaNeeded += VNET_HDR_LEN + this.itemIpHeader[i] + this.itemTcpHeader[i] + this.itemPayload[i];
+      arenaNeeded += VNET_HDR_LEN + this.itemIpHeader[i] + this.itemL4Header[i] + this.itemPayload[i];
     }
     if (arenaNeeded > this.arena.length) {
       this.arena = new Uint8Array(Math.max(arenaNeeded, 2 * this.arena.length, INITIAL_ARENA));
@@ -230,8 +250,8 @@ export class TcpCoalescer {
   }
 
   /**
-   * Parses the packet far enough to know whether it is TCP of a flow we can look up (returns
-   * its IP version, else 0) and whether it may be coalesced; details go to the cur* fields.
+   * Parses the packet far enough to know whether it is TCP or UDP of a flow we can look up
+   * (returns its IP version, else 0) and whether it may be coalesced; details go to the cur* fields.
    */
   private inspect(buf: Uint8Array, off: number, len: number): number {
     this.curEligible = false;
@@ -240,35 +260,47 @@ export class TcpCoalescer {
     const version = buf[off] >> 4;
     let ipHeader: number;
     let ipLength: number;
+    let proto: number;
     if (version === 4) {
       if (len < IPV4_HEADER) return 0;
       ipHeader = (buf[off] & 0x0f) * 4;
       ipLength = (buf[off + 2] << 8) | buf[off + 3];
-      if (buf[off + 9] !== PROTO_TCP) return 0;
+      proto = buf[off + 9];
       // Later fragments carry no ports; the first one is not a whole segment either way.
       if ((buf[off + 6] & 0x3f) !== 0 || buf[off + 7] !== 0) return 0;
     } else if (version === 6) {
       if (len < IPV6_HEADER) return 0;
       ipHeader = IPV6_HEADER;
       ipLength = IPV6_HEADER + ((buf[off + 4] << 8) | buf[off + 5]);
-      if (buf[off + 6] !== PROTO_TCP) return 0; // extension headers: not worth walking
+      proto = buf[off + 6]; // extension headers: not worth walking
     } else {
       return 0;
     }
+    if (proto === PROTO_TCP ? !this.tcp : proto !== PROTO_UDP || !this.udp) return 0;
     // Bytes past the IP length (e.g. WireGuard padding) are ignored.
-    if (ipHeader < IPV4_HEADER || ipLength > len || ipHeader + TCP_MIN_HEADER > ipLength) return 0;
-    const tcp = off + ipHeader;
-    const tcpHeader = (buf[tcp + 12] >> 4) * 4;
-    if (tcpHeader < TCP_MIN_HEADER || ipHeader + tcpHeader > ipLength) return 0;
+    if (ipHeader < IPV4_HEADER || ipLength > len) return 0;
+    const l4 = off + ipHeader;
+    let l4Header: number;
+    let eligible: boolean;
+    if (proto === PROTO_TCP) {
+      if (ipHeader + TCP_MIN_HEADER > ipLength) return 0;
+      l4Header = (buf[l4 + 12] >> 4) * 4;
+      if (l4Header < TCP_MIN_HEADER || ipHeader + l4Header > ipLength) return 0;
+      eligible = (buf[l4 + 13] & ~TCP_PSH) === TCP_ACK;
+    } else {
+      l4Header = UDP_HEADER;
+      if (ipHeader + UDP_HEADER > ipLength) return 0;
+      if (((buf[l4 + 4] << 8) | buf[l4 + 5]) !== ipLength - ipHeader) return 0;
+      eligible = version === 6 || buf[l4 + UDP_CHECKSUM] !== 0 || buf[l4 + UDP_CHECKSUM + 1] !== 0;
+    }
 
     this.curVersion = version;
+    this.curProto = proto;
     this.curIpHeader = ipHeader;
-    this.curTcpHeader = tcpHeader;
-    this.curPayload = ipLength - ipHeader - tcpHeader;
-    this.curFlowHash = flowHash(buf, off, version, tcp);
-    const flags = buf[tcp + 13];
-    this.curEligible =
-      (flags & ~TCP_PSH) === TCP_ACK && this.curPayload > 0 && (version === 6 || ipHeader === IPV4_HEADER);
+    this.curL4Header = l4Header;
+    this.curPayload = ipLength - ipHeader - l4Header;
+    this.curFlowHash = flowHash(buf, off, version, l4) ^ proto;
+    this.curEligible = eligible && this.curPayload > 0 && (version === 6 || ipHeader === IPV4_HEADER);
     return version;
   }
 
@@ -276,16 +308,16 @@ export class TcpCoalescer {
   private latestItemOfFlow(buf: Uint8Array, off: number): number {
     const version = this.curVersion;
     const hash = this.curFlowHash;
-    const tcp = off + this.curIpHeader;
+    const l4 = off + this.curIpHeader;
     for (let i = this.items - 1; i >= 0; i--) {
-      if (this.itemFlowHash[i] !== hash || this.itemVersion[i] !== version) continue;
+      if (this.itemFlowHash[i] !== hash || this.itemVersion[i] !== version || this.itemProto[i] !== this.curProto) continue;
       const first = this.itemFirst[i];
       const fbuf = this.packetBuffer[first];
       const foff = this.packetOffset[first];
       // Addresses: IPv4 bytes 12..20, IPv6 bytes 8..40.
       const from = version === 4 ? 12 : 8;
       if (!sameBytes(fbuf, foff + from, buf, off + from, version === 4 ? 8 : 32)) continue;
-      if (sameBytes(fbuf, foff + this.itemIpHeader[i], buf, tcp, 4)) return i; // ports
+      if (sameBytes(fbuf, foff + this.itemIpHeader[i], buf, l4, 4)) return i; // ports
     }
     return -1;
   }
@@ -299,12 +331,12 @@ export class TcpCoalescer {
     const off = this.packetOffset[p];
     const version = this.curVersion;
     const ipHeader = this.curIpHeader;
-    const tcpHeader = this.curTcpHeader;
+    const l4Header = this.curL4Header;
     const payload = this.curPayload;
-    if (tcpHeader !== this.itemTcpHeader[i] || payload > this.itemGsoSize[i]) return false;
+    if (l4Header !== this.itemL4Header[i] || payload > this.itemGsoSize[i]) return false;
     if (this.itemSegments[i] >= COALESCE_MAX_SEGMENTS) return false;
     // The glued packet's IPv4 total length / IPv6 payload length must fit its 16-bit field.
-    const lengthField = (version === 4 ? ipHeader : 0) + tcpHeader + this.itemPayload[i] + payload;
+    const lengthField = (version === 4 ? ipHeader : 0) + l4Header + this.itemPayload[i] + payload;
     if (lengthField > MAX_IP_LENGTH) return false;
 
     if (version === 4) {
@@ -318,27 +350,31 @@ export class TcpCoalescer {
       if (!sameBytes(fbuf, foff, buf, off, 4) || fbuf[foff + 7] !== buf[off + 7]) return false;
     }
 
-    const ftcp = foff + ipHeader;
-    const tcp = off + ipHeader;
-    const seq = ((buf[tcp + 4] << 24) | (buf[tcp + 5] << 16) | (buf[tcp + 6] << 8) | buf[tcp + 7]) >>> 0;
-    if (seq !== this.itemNextSeq[i]) return false;
-    if (!sameBytes(fbuf, ftcp + 8, buf, tcp + 8, 4)) return false; // ACK number
-    if (fbuf[ftcp + 14] !== buf[tcp + 14] || fbuf[ftcp + 15] !== buf[tcp + 15]) return false; // window
-    const optionsLength = tcpHeader - TCP_MIN_HEADER;
-    if (!sameBytes(fbuf, ftcp + TCP_MIN_HEADER, buf, tcp + TCP_MIN_HEADER, optionsLength)) return false;
+    if (this.curProto === PROTO_TCP && !this.continuesTcp(i, fbuf, foff + ipHeader, buf, off + ipHeader)) return false;
 
     // Checksums last: they cost a pass over the payload. The first packet is checked only once a
     // second one wants to join; a lone packet goes out as it came and the kernel checks it.
     if (this.trustChecksums) return true;
-    if (!checksumsValid(buf, off, version, ipHeader, tcpHeader + payload)) return false;
+    const proto = this.curProto;
+    if (!checksumsValid(buf, off, version, proto, ipHeader, l4Header + payload)) return false;
     if (this.itemSegments[i] === 1) {
-      const firstTcpLength = tcpHeader + this.itemGsoSize[i];
-      if (!checksumsValid(fbuf, foff, version, ipHeader, firstTcpLength)) {
+      const firstL4Length = l4Header + this.itemGsoSize[i];
+      if (!checksumsValid(fbuf, foff, version, proto, ipHeader, firstL4Length)) {
         this.itemOpen[i] = 0;
         return false;
       }
     }
     return true;
+  }
+
+  /** TCP's own conditions: seq right after item i, same ACK number, window and options. */
+  private continuesTcp(i: number, fbuf: Uint8Array, ftcp: number, buf: Uint8Array, tcp: number): boolean {
+    const seq = ((buf[tcp + 4] << 24) | (buf[tcp + 5] << 16) | (buf[tcp + 6] << 8) | buf[tcp + 7]) >>> 0;
+    if (seq !== this.itemNextSeq[i]) return false;
+    if (!sameBytes(fbuf, ftcp + 8, buf, tcp + 8, 4)) return false; // ACK number
+    if (fbuf[ftcp + 14] !== buf[tcp + 14] || fbuf[ftcp + 15] !== buf[tcp + 15]) return false; // window
+    const optionsLength = this.curL4Header - TCP_MIN_HEADER;
+    return sameBytes(fbuf, ftcp + TCP_MIN_HEADER, buf, tcp + TCP_MIN_HEADER, optionsLength);
   }
 
   private append(i: number, p: number): void {
@@ -351,7 +387,7 @@ export class TcpCoalescer {
     this.itemPayload[i] += payload;
     this.itemNextSeq[i] = (this.itemNextSeq[i] + payload) >>> 0;
     if (this.curVersion === 4) this.itemLastId[i] = (buf[off + 4] << 8) | buf[off + 5];
-    const psh = (buf[off + this.curIpHeader + 13] & TCP_PSH) !== 0;
+    const psh = this.curProto === PROTO_TCP && (buf[off + this.curIpHeader + 13] & TCP_PSH) !== 0;
     if (psh) this.itemPsh[i] = 1;
     // A short segment or PSH ends what the sender meant as one run of full-sized segments.
     const short = payload < this.itemGsoSize[i];
@@ -370,16 +406,18 @@ export class TcpCoalescer {
     this.itemOpen[i] = 0;
     this.itemVersion[i] = version;
     if (version === 0) return;
-    const tcp = off + this.curIpHeader;
+    const l4 = off + this.curIpHeader;
+    const tcp = this.curProto === PROTO_TCP;
+    this.itemProto[i] = this.curProto;
     this.itemFlowHash[i] = this.curFlowHash;
     this.itemIpHeader[i] = this.curIpHeader;
-    this.itemTcpHeader[i] = this.curTcpHeader;
+    this.itemL4Header[i] = this.curL4Header;
     this.itemGsoSize[i] = this.curPayload;
     this.itemPayload[i] = this.curPayload;
-    const seq = ((buf[tcp + 4] << 24) | (buf[tcp + 5] << 16) | (buf[tcp + 6] << 8) | buf[tcp + 7]) >>> 0;
+    const seq = tcp ? ((buf[l4 + 4] << 24) | (buf[l4 + 5] << 16) | (buf[l4 + 6] << 8) | buf[l4 + 7]) >>> 0 : 0;
     this.itemNextSeq[i] = (seq + this.curPayload) >>> 0;
     this.itemLastId[i] = version === 4 ? (buf[off + 4] << 8) | buf[off + 5] : 0;
-    if (this.curEligible && (buf[tcp + 13] & TCP_PSH) === 0) this.itemOpen[i] = 1;
+    if (this.curEligible && (!tcp || (buf[l4 + 13] & TCP_PSH) === 0)) this.itemOpen[i] = 1;
   }
 
   /**
@@ -389,8 +427,8 @@ export class TcpCoalescer {
   private writeSuperPacket(i: number, out: Uint8Array, at: number): number {
     const version = this.itemVersion[i];
     const ipHeader = this.itemIpHeader[i];
-    const tcpHeader = this.itemTcpHeader[i];
-    const headers = ipHeader + tcpHeader;
+    const headers = ipHeader + this.itemL4Header[i];
+    const udp = this.itemProto[i] === PROTO_UDP;
     const ip = at + VNET_HDR_LEN;
     let p = this.itemFirst[i];
     copyBytes(this.packetBuffer[p], this.packetOffset[p], out, ip, headers + this.packetPayload[p]);
@@ -401,7 +439,7 @@ export class TcpCoalescer {
     }
 
     const ipLength = end - ip;
-    const tcpLength = ipLength - ipHeader;
+    const l4Length = ipLength - ipHeader;
     if (version === 4) {
       out[ip + 2] = ipLength >>> 8;
       out[ip + 3] = ipLength & 0xff;
@@ -410,28 +448,35 @@ export class TcpCoalescer {
       out[ip + 4] = (ipLength - IPV6_HEADER) >>> 8;
       out[ip + 5] = (ipLength - IPV6_HEADER) & 0xff;
     }
-    const tcp = ip + ipHeader;
-    if (this.itemPsh[i] === 1) out[tcp + 13] |= TCP_PSH;
+    const l4 = ip + ipHeader;
+    if (udp) {
+      // The super-packet's UDP length covers every datagram; the kernel gives each its own.
+      out[l4 + 4] = l4Length >>> 8;
+      out[l4 + 5] = l4Length & 0xff;
+    } else if (this.itemPsh[i] === 1) {
+      out[l4 + 13] |= TCP_PSH;
+    }
     // CHECKSUM_PARTIAL: the field holds the pseudo-header sum, the kernel adds the rest.
-    const partial = fold(pseudoHeaderSum(out, ip, version === 4 ? 4 : 6, PROTO_TCP, tcpLength));
-    out[tcp + TCP_CHECKSUM] = partial >>> 8;
-    out[tcp + TCP_CHECKSUM + 1] = partial & 0xff;
+    const checksumAt = l4 + (udp ? UDP_CHECKSUM : TCP_CHECKSUM);
+    const partial = fold(pseudoHeaderSum(out, ip, version === 4 ? 4 : 6, udp ? PROTO_UDP : PROTO_TCP, l4Length));
+    out[checksumAt] = partial >>> 8;
+    out[checksumAt + 1] = partial & 0xff;
 
     const hdr = this.hdr;
     hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    hdr.gsoType = version === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+    hdr.gsoType = udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : version === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
     hdr.hdrLen = headers;
     hdr.gsoSize = this.itemGsoSize[i];
     hdr.csumStart = ipHeader;
-    hdr.csumOffset = TCP_CHECKSUM;
+    hdr.csumOffset = udp ? UDP_CHECKSUM : TCP_CHECKSUM;
     hdr.write(out, at);
     return VNET_HDR_LEN + ipLength;
   }
 }
 
 /** A cheap mix of addresses and ports; equal flows hash equal, lookups then compare bytes. */
-function flowHash(buf: Uint8Array, off: number, version: number, tcp: number): number {
-  let h = (buf[tcp] << 24) | (buf[tcp + 1] << 16) | (buf[tcp + 2] << 8) | buf[tcp + 3];
+function flowHash(buf: Uint8Array, off: number, version: number, l4: number): number {
+  let h = (buf[l4] << 24) | (buf[l4 + 1] << 16) | (buf[l4 + 2] << 8) | buf[l4 + 3];
   const from = off + (version === 4 ? 12 : 8);
   const to = from + (version === 4 ? 8 : 32);
   for (let a = from; a < to; a += 4) {
@@ -445,15 +490,9 @@ function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len
   return true;
 }
 
-/** The packet's TCP checksum (and IPv4 header checksum) verify. */
-function checksumsValid(
-  buf: Uint8Array,
-  off: number,
-  version: number,
-  ipHeader: number,
-  tcpLength: number,
-): boolean {
+/** The packet's TCP or UDP checksum (and IPv4 header checksum) verify. */
+function checksumsValid(buf: Uint8Array, off: number, version: number, proto: number, ipHeader: number, l4Length: number): boolean {
   if (version === 4 && fold(sumBytes(buf, off, ipHeader, 0)) !== 0xffff) return false;
-  const pseudo = pseudoHeaderSum(buf, off, version === 4 ? 4 : 6, PROTO_TCP, tcpLength);
-  return fold(sumBytes(buf, off + ipHeader, tcpLength, pseudo)) === 0xffff;
+  const pseudo = pseudoHeaderSum(buf, off, version === 4 ? 4 : 6, proto, l4Length);
+  return fold(sumBytes(buf, off + ipHeader, l4Length, pseudo)) === 0xffff;
 }

@@ -1,12 +1,12 @@
 // The TSO segmenter and the TCP coalescer. Random valid TCP super-packets (IPv4 with options or
 // IPv6, TCP options, any payload and MSS, ACK or ACK|PSH) as the kernel hands them over (checksum
-// field = pseudo-header sum): coalesce(segment(x)) gives x back with the same GSO header, byte for
-// byte. Mutated and truncated super-packets and headers: segment() returns a count or an error
+// field = pseudo-header sum), TCP or UDP (USO): coalesce(segment(x)) gives x back with the same GSO
+// header, byte for byte. Mutated and truncated super-packets and headers: segment() returns a count or an error
 // code, never throws; the coalescer takes any bytes without throwing.
-import { COALESCE_MAX_SEGMENTS, TcpCoalescer } from "../../../src/net/offload/coalesce.ts";
+import { COALESCE_MAX_SEGMENTS, Coalescer } from "../../../src/net/offload/coalesce.ts";
 import { segment } from "../../../src/net/offload/segment.ts";
 import {
-  VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VNET_HDR_LEN, VnetHdr,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_HDR_LEN, VnetHdr,
 } from "../../../src/net/offload/virtio-net-hdr.ts";
 import { hex, invariant, shrinkBytes, type Target } from "../engine.ts";
 import { mutateBytes } from "../mutate.ts";
@@ -19,34 +19,39 @@ function onesSum(bytes: ArrayLike<number>, from: number, to: number, start = 0):
   return s;
 }
 
-/** A TCP super-packet with the checksum field holding the pseudo-header sum (CHECKSUM_PARTIAL). */
-function superPacket(rng: Rng, v6: boolean, payloadLength: number, ipv4Options: boolean): Uint8Array {
+/** A TCP or UDP super-packet with the checksum field holding the pseudo-header sum (CHECKSUM_PARTIAL). */
+function superPacket(rng: Rng, v6: boolean, udp: boolean, payloadLength: number, ipv4Options: boolean): Uint8Array {
   const ipOptions = v6 || !ipv4Options ? 0 : 4 * rng.int(11);
   const ihl = v6 ? 40 : 20 + ipOptions;
-  const tcpOptions = 4 * rng.int(11);
-  const thl = 20 + tcpOptions;
+  const thl = udp ? 8 : 20 + 4 * rng.int(11);
   const pkt = rng.bytes(ihl + thl + payloadLength);
   const put16 = (at: number, v: number) => { pkt[at] = v >> 8; pkt[at + 1] = v & 0xff; };
+  const proto = udp ? 17 : 6;
   if (v6) {
     pkt[0] = 0x60 | (pkt[0] & 0x0f);
     put16(4, thl + payloadLength);
-    pkt[6] = 6;
+    pkt[6] = proto;
   } else {
     pkt[0] = 0x40 | (ihl / 4);
     put16(2, pkt.length);
     pkt[6] = 0x40; // DF, not a fragment
     pkt[7] = 0;
-    pkt[9] = 6;
+    pkt[9] = proto;
     for (let i = 20; i < ihl; i++) pkt[i] = 1; // NOP options
     put16(10, 0);
     put16(10, ~onesSum(pkt, 0, ihl) & 0xffff);
+  }
+  const l4 = pkt.length - ihl;
+  const pseudo = v6 ? onesSum(pkt, 8, 40, l4 + proto) : onesSum(pkt, 12, 20, l4 + proto);
+  if (udp) {
+    put16(ihl + 4, l4);
+    put16(ihl + 6, pseudo);
+    return pkt;
   }
   pkt[ihl + 12] = (thl / 4) << 4;
   pkt[ihl + 13] = rng.chance(0.5) ? 0x10 : 0x18; // ACK or ACK|PSH
   for (let i = ihl + 20; i < ihl + thl; i++) pkt[i] = 1;
   pkt[ihl + 18] = pkt[ihl + 19] = 0; // urgent pointer
-  const l4 = pkt.length - ihl;
-  const pseudo = v6 ? onesSum(pkt, 8, 40, l4 + 6) : onesSum(pkt, 12, 20, l4 + 6);
   put16(ihl + 16, pseudo);
   return pkt;
 }
@@ -54,13 +59,14 @@ function superPacket(rng: Rng, v6: boolean, payloadLength: number, ipv4Options: 
 function gsoHeader(pkt: Uint8Array, mss: number): VnetHdr {
   const v6 = pkt[0] >> 4 === 6;
   const ihl = v6 ? 40 : (pkt[0] & 0x0f) * 4;
+  const udp = (v6 ? pkt[6] : pkt[9]) === 17;
   const hdr = new VnetHdr();
   hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-  hdr.gsoType = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+  hdr.gsoType = udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
   hdr.gsoSize = mss;
-  hdr.hdrLen = ihl + (pkt[ihl + 12] >> 4) * 4;
+  hdr.hdrLen = ihl + (udp ? 8 : (pkt[ihl + 12] >> 4) * 4);
   hdr.csumStart = ihl;
-  hdr.csumOffset = 16;
+  hdr.csumOffset = udp ? 6 : 16;
   return hdr;
 }
 
@@ -78,7 +84,8 @@ const HEADROOM = 16;
 const dst = new Uint8Array(SLOTS * (SLOT_SIZE + HEADROOM));
 const starts = new Int32Array(SLOTS).map((_, i) => i * (SLOT_SIZE + HEADROOM) + HEADROOM);
 const lengths = new Int32Array(SLOTS);
-const coalescer = new TcpCoalescer(COALESCE_MAX_SEGMENTS);
+const coalescer = new Coalescer(COALESCE_MAX_SEGMENTS);
+coalescer.udp = true;
 
 function toHdr(h: OffloadInput["hdr"]): VnetHdr {
   const hdr = new VnetHdr();
@@ -88,16 +95,17 @@ function toHdr(h: OffloadInput["hdr"]): VnetHdr {
 
 export const offloadTarget: Target<OffloadInput> = {
   name: "offload",
-  about: "coalesce(segment(x)) == x for valid TCP super-packets; mutated/truncated input never throws",
+  about: "coalesce(segment(x)) == x for valid TCP and UDP super-packets; mutated/truncated input never throws",
   generate(rng) {
     const v6 = rng.chance(0.5);
+    const udp = rng.chance(0.4);
     const mss = rng.chance(0.3) ? rng.pick([536, 1220, 1380, 1440, 1460]) : rng.range(64, 9000);
     const headers = 100; // room left for IP and TCP headers with options
     const maxPayload = Math.min(65535 - headers, mss * COALESCE_MAX_SEGMENTS);
     const payload = rng.range(mss + 1, Math.max(mss + 1, maxPayload));
     // The coalescer glues only IPv4 with a 20-byte header (documented); segment() takes options.
     const valid = rng.chance(0.5);
-    let packet = superPacket(rng, v6, Math.min(payload, maxPayload), !valid && rng.chance(0.3));
+    let packet = superPacket(rng, v6, udp, Math.min(payload, maxPayload), !valid && rng.chance(0.3));
     const h = gsoHeader(packet, mss);
     let hdr: OffloadInput["hdr"] = [h.flags, h.gsoType, h.hdrLen, h.gsoSize, h.csumStart, h.csumOffset];
     if (valid) return { packet, hdr, valid: true };
