@@ -6,8 +6,10 @@ export interface IperfOptions {
   seconds: number;
   reverse?: boolean;
   parallel?: number;
-  /** UDP with this payload size and no rate limit (-u -l N -b 0). */
+  /** UDP with this payload size (-u -l N), as fast as iperf3 can send unless udpBitrate. */
   udpPayload?: number;
+  /** iperf3's -b for UDP (payload bits per second, e.g. "10M"); default "0": no limit. */
+  udpBitrate?: string;
   port?: number;
 }
 
@@ -29,7 +31,7 @@ async function iperf(client: Host, address: string, o: IperfOptions): Promise<an
   const args = ["iperf3", "-c", address, "-p", String(o.port ?? 5201), "-t", String(o.seconds), "-J"];
   if (o.reverse) args.push("-R");
   if (o.parallel && o.parallel > 1) args.push("-P", String(o.parallel));
-  if (o.udpPayload) args.push("-u", "-l", String(o.udpPayload), "-b", "0");
+  if (o.udpPayload) args.push("-u", "-l", String(o.udpPayload), "-b", o.udpBitrate ?? "0");
   let last = "";
   // The server takes a moment to be ready again after a test ("the server is busy"): retry.
   for (let attempt = 0; attempt < 4; attempt++) {
