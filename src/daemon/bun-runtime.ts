@@ -4,7 +4,7 @@
 // whenever the heap's block count changed since it last looked, and it keeps that pace while the
 // heap keeps changing. An idle daemon's device loop visits Bun's event loop once every 10 s, each
 // visit allocates a little, so every visit found a changed heap and paid a collection: 1.5-4 ms
-// of CPU across threads each time, for as long as the tunnel idles (bench/README.md, "Idle CPU").
+// of CPU across threads each time, for as long as the tunnel idles (bench/README.md, idle CPU).
 // BUN_GC_TIMER_DISABLE turns that timer off. JavaScriptCore's own collections (driven by
 // allocation) and the device's compaction after handshakes (Housekeeping) still run.
 //
@@ -14,8 +14,9 @@
 // one more start of the runtime (~50 ms).
 //
 // WONTUN_BUN_GC_TIMER=on keeps Bun's timer (no restart), to compare.
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { libc } from "../sys/libc.ts";
 
 export const GC_TIMER_ENV = "BUN_GC_TIMER_DISABLE";
 export const KEEP_GC_TIMER_ENV = "WONTUN_BUN_GC_TIMER";
@@ -50,11 +51,9 @@ export function restartWithDaemonRuntime(): string | null {
   // Two NULL-terminated arrays of pointers: argv's, then envp's.
   const pointers = new BigUint64Array(strings.length + 2);
   strings.forEach((s, i) => (pointers[i < argv.length ? i : i + 1] = BigInt(ptr(s))));
-  const libc = dlopen("libc.so.6", { execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 } });
   // By its path, not /proc/self/exe: the process's name (ps, pgrep, top) comes from the path.
   const exe = Buffer.from(`${executablePath()}\0`, "latin1");
-  libc.symbols.execve(ptr(exe), ptr(pointers), ptr(pointers, (argv.length + 1) * 8));
-  libc.close();
+  libc.execve(ptr(exe), ptr(pointers), ptr(pointers, (argv.length + 1) * 8));
   return "execve failed; Bun's GC timer stays on";
 }
 

@@ -32,6 +32,7 @@ export const libc = dlopen("libc.so.6", {
   if_nametoindex: { args: [cstring], returns: u32 },
   if_indextoname: { args: [u32, ptr], returns: ptr },
   eventfd: { args: [u32, i32], returns: i32 },
+  execve: { args: [ptr, ptr, ptr], returns: i32 },
   // syscall(2) for what glibc does not wrap (bpf): number and three arguments.
   syscall: { args: [FFIType.i64, FFIType.i64, ptr, u32], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
