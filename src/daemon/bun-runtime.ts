@@ -11,7 +11,7 @@
 // Bun reads the variable when its VM starts, before any of our code runs. So a daemon started
 // without it starts again with it: execve(2) of the same executable with the same arguments,
 // which keeps the pid (systemd, wg-quick and shells go on tracking the same process) and costs
-// one more start of the runtime (~50 ms).
+// one more start of the runtime (~60-80 ms: bench/scale.ts --only startup).
 //
 // WONTUN_BUN_GC_TIMER=on keeps Bun's timer (no restart), to compare.
 import { ptr } from "bun:ffi";
