@@ -600,6 +600,13 @@ function coalesce(packets: Uint8Array[], c = new Coalescer(Math.max(64, packets.
   return outs;
 }
 
+/** The vnet header a glued super-packet must carry: partial checksum, these GSO fields. */
+function expectSuperPacketHeader(hdr: VnetHdr, gsoType: number, hdrLen: number, gsoSize: number, csumStart: number, csumOffset: number): void {
+  const { flags } = hdr;
+  expect({ flags, gsoType: hdr.gsoType, hdrLen: hdr.hdrLen, gsoSize: hdr.gsoSize, csumStart: hdr.csumStart, csumOffset: hdr.csumOffset })
+    .toEqual({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType, hdrLen, gsoSize, csumStart, csumOffset });
+}
+
 /** What the kernel does with a CHECKSUM_PARTIAL packet: sum from csum_start, seeded by the field. */
 function kernelCompletes(pkt: Uint8Array, hdr: VnetHdr): Uint8Array {
   const copy = pkt.slice();
@@ -653,12 +660,7 @@ describe("Coalescer", () => {
       const out = c.outBuffer(0).slice(c.outOffset(0), c.outOffset(0) + c.outLength(0));
       const outHdr = new VnetHdr();
       outHdr.read(out, 0);
-      expect(outHdr.flags).toBe(VIRTIO_NET_HDR_F_NEEDS_CSUM);
-      expect(outHdr.gsoType).toBe(version === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6);
-      expect(outHdr.hdrLen).toBe(ihl + 32);
-      expect(outHdr.gsoSize).toBe(1380);
-      expect(outHdr.csumStart).toBe(ihl);
-      expect(outHdr.csumOffset).toBe(16);
+      expectSuperPacketHeader(outHdr, version === 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6, ihl + 32, 1380, ihl, 16);
       const pkt: Uint8Array = out.subarray(VNET_HDR_LEN);
       // Same bytes as the original super-packet, whose checksum field also held the pseudo-header sum.
       expect(pkt).toEqual(original);
@@ -1027,12 +1029,7 @@ describe("Coalescer, UDP (uso)", () => {
       const out = c.outBuffer(0).slice(c.outOffset(0), c.outOffset(0) + c.outLength(0));
       const outHdr = new VnetHdr();
       outHdr.read(out, 0);
-      expect(outHdr.flags).toBe(VIRTIO_NET_HDR_F_NEEDS_CSUM);
-      expect(outHdr.gsoType).toBe(VIRTIO_NET_HDR_GSO_UDP_L4);
-      expect(outHdr.hdrLen).toBe(ihl + 8);
-      expect(outHdr.gsoSize).toBe(120);
-      expect(outHdr.csumStart).toBe(ihl);
-      expect(outHdr.csumOffset).toBe(6);
+      expectSuperPacketHeader(outHdr, VIRTIO_NET_HDR_GSO_UDP_L4, ihl + 8, 120, ihl, 6);
       const pkt: Uint8Array = out.subarray(VNET_HDR_LEN);
       // The very super-packet a local sender's UDP_SEGMENT would have made: UDP length over all of it.
       expect(pkt).toEqual(original);
