@@ -286,6 +286,7 @@ export class WireGuardProtocol implements TunnelProtocol {
       return true;
     }
     if (this.identity === null) return false; // setPrivateKey queues every peer again
+    if (this.unprepared.size === 0) return false; // asked at every idle moment: no iterator then
     let done = 0;
     for (const peer of this.unprepared) {
       if (done++ === batch) return true;
