@@ -1,4 +1,4 @@
-// The data path allocates nothing per packet (DEVELOPERS: preallocated buffers, no closures per
+// The data path allocates nothing per packet (preallocated buffers, no closures per
 // packet): a WireGuard session carrying traffic both ways, its timers armed and cleared by every
 // round trip, creates no JavaScript objects. Counted with JavaScriptCore's heap statistics, which
 // include objects not yet collected: after a full collection, whatever the loop creates shows.
@@ -7,6 +7,9 @@ import { heapStats } from "bun:jsc";
 import { wgPair } from "../helpers/wg-sim.ts";
 import { Outcome, type ControlSink } from "../../src/protocol/tunnel.ts";
 import { ControlServer, type ControlHandler, type FdWatcher } from "../../src/control/server.ts";
+import { Housekeeping } from "../../src/device/housekeeping.ts";
+import type { Bind } from "../../src/device/bind.ts";
+import type { Logger } from "../../src/log.ts";
 
 const sink: ControlSink = { sendControl() {} };
 const ROUNDS = 4000;
@@ -87,6 +90,19 @@ describe("no allocation per packet", () => {
       }
     }, 0.01 * ROUNDS);
     expect(deadline).toBe(Number.POSITIVE_INFINITY);
+    expect(created).toEqual({});
+  });
+
+  test("an idle moment with nothing to prepare, settle or compact (asked before every sleep)", () => {
+    const { a } = wgPair();
+    const quiet: Logger = { traceOn: false, debugOn: false, error() {}, warn() {}, info() {}, debug() {}, trace() {} };
+    const housekeeping = new Housekeeping({ protocol: a.protocol, bind: { idle() {} } as unknown as Bind, log: quiet, heapSize: () => 1, collect: () => {} });
+    let now = 0;
+    while (housekeeping.preparing) housekeeping.idle((now += 10)); // the peers' DH, then the first compaction
+    const created = objectsCreatedBy(() => {
+      for (let i = 0; i < ROUNDS; i++) housekeeping.idle((now += 10));
+    }, 0.01 * ROUNDS);
+    expect(housekeeping.preparing).toBe(false);
     expect(created).toEqual({});
   });
 });
