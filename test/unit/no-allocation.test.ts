@@ -1,7 +1,8 @@
-// The data path allocates nothing per packet (preallocated buffers, no closures per
-// packet): a WireGuard session carrying traffic both ways, its timers armed and cleared by every
-// round trip, creates no JavaScript objects. Counted with JavaScriptCore's heap statistics, which
-// include objects not yet collected: after a full collection, whatever the loop creates shows.
+// The data path allocates nothing per packet (preallocated buffers, no closures per packet), nor
+// per round of the device loop: a WireGuard session carrying traffic both ways, its timers armed
+// and cleared by every round trip, the control socket's per-round timer and an idle moment create
+// no JavaScript objects. Counted with JavaScriptCore's heap statistics, which include objects not
+// yet collected: after a full collection, whatever the code under test creates shows.
 import { describe, expect, test } from "bun:test";
 import { heapStats } from "bun:jsc";
 import { wgPair } from "../helpers/wg-sim.ts";
