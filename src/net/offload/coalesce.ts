@@ -1,8 +1,9 @@
 // Coalescing for TUN writes (the receive-side twin of segment.ts): consecutive segments of a TCP
 // flow, or consecutive datagrams of a UDP flow, in one batch of decrypted packets are glued into
 // one GSO super-packet, so the kernel takes them with one write(2) and one trip through its
-// stack. Everything else passes through untouched, in order. State lives in typed arrays sized at construction; nothing is allocated
-// per packet (the output arena is allocated lazily and only grows when a batch needs more).
+// stack. Everything else passes through untouched, in order. State lives in typed arrays sized at
+// construction; nothing is allocated per packet (the output arena is allocated lazily and only
+// grows when a batch needs more).
 
 import { fold, ipv4HeaderChecksum, pseudoHeaderSum, sumBytes } from "./checksum.ts";
 import { copyBytes } from "./copy-bytes.ts";
