@@ -120,7 +120,7 @@ export function validateInterfaceName(name: string): string | null {
  * the fd: closing it removes the interface with its addresses and routes.
  */
 export function openTun(name: string, options: TunOptions = {}): TunDevice {
-  const vnetHdr = options.vnetHdr === true || options.tso === true || options.uso === true;
+  const vnetHdr = wantsVnetHdr(options);
   const bad = validateInterfaceName(name);
   if (bad) throw new Error(bad);
   const fd = libc.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
@@ -155,8 +155,13 @@ export function openTun(name: string, options: TunOptions = {}): TunDevice {
   return { fd, name: actual, vnetHdr, tso: options.tso === true, uso };
 }
 
+/** Either offload needs IFF_VNET_HDR. */
+function wantsVnetHdr(options: TunOptions): boolean {
+  return options.vnetHdr === true || options.tso === true || options.uso === true;
+}
+
 function tunFlags(options: TunOptions): number {
-  const vnetHdr = options.vnetHdr === true || options.tso === true || options.uso === true;
+  const vnetHdr = wantsVnetHdr(options);
   return IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0) | (options.multiQueue ? IFF_MULTI_QUEUE : 0);
 }
 
