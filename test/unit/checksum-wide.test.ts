@@ -56,6 +56,14 @@ describe("wide checksum", () => {
     }
   });
 
+  test("a range longer than one block of 32-bit words (2^20 words) folds between blocks", () => {
+    const buf = new Uint8Array(new ArrayBuffer((1 << 22) + 64));
+    fill(buf, 777);
+    for (const [offset, length] of [[0, (1 << 22) + 64], [3, (1 << 22) + 7], [2, (1 << 22) + 2]]) {
+      expect(fold(sumWords(buf, offset, length, 5))).toBe(reference(buf, offset, length, 5));
+    }
+  });
+
   test("results stay below 2^32 so they can be added up and folded", () => {
     const buf = new Uint8Array(new ArrayBuffer(70_000)).fill(0xff);
     const s = sumWords(buf, 1, 65_535, 0xffffffff);
