@@ -1,8 +1,9 @@
 // The Tun over a kernel TUN device (src/sys/tun.ts). With offloads it opens the device with
 // IFF_VNET_HDR: reads may then be TCP super-packets of up to 64 KiB, cut here into packets that
 // go straight into the caller's slots (segment() also finishes partial checksums), and writes of
-// one batch's TCP segments are glued into super-packets (Coalescer). With USO, reads may also be
-// UDP super-packets, and a batch's UDP datagrams of one flow are glued the same way.
+// one batch's TCP segments are glued into super-packets (Coalescer), written with writev(2) from
+// where they were decrypted. With USO, reads may also be UDP super-packets, and a batch's UDP
+// datagrams of one flow are glued the same way.
 import { ptr } from "bun:ffi";
 import { libc, errno } from "../sys/libc.ts";
 import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
@@ -10,8 +11,9 @@ import { EAGAIN, EINTR, errnoName } from "../sys/errno.ts";
 /** "File descriptor in bad state": what a TUN fd answers once its interface is deleted. */
 const EBADFD = 77;
 import { addTunQueue, openTun, type TunDevice } from "../sys/tun.ts";
-import { Coalescer } from "../net/offload/coalesce.ts";
+import { COALESCE_MAX_SEGMENTS, Coalescer } from "../net/offload/coalesce.ts";
 import { SEGMENT_NO_ROOM, segment } from "../net/offload/segment.ts";
+import { envSwitch, TUN_WRITEV_ENV } from "../net/offload/switches.ts";
 import { VNET_HDR_LEN, VnetHdr, writeZeroVnetHdr } from "../net/offload/virtio-net-hdr.ts";
 import type { Logger } from "../log.ts";
 import { DeviceCounters } from "./counters.ts";
@@ -24,6 +26,10 @@ const TUN_READ_MAX = VNET_HDR_LEN + 65535;
  * be cached (the receive batch, the coalescer's output); ptr() is taken afresh for others.
  */
 const STABLE_BUFFER_BYTES = 16384;
+/** Super-packets are written from their pieces with writev (WONTUN_TUN_WRITEV, default on). */
+const TUN_WRITEV = envSwitch(TUN_WRITEV_ENV, true);
+/** Most pieces of one output: its headers and each segment's payload. */
+const MAX_IOVECS = 1 + COALESCE_MAX_SEGMENTS;
 
 export interface KernelTunOptions {
   /** The kernel hands over TCP super-packets (IFF_VNET_HDR + TUNSETOFFLOAD). */
@@ -73,15 +79,22 @@ export class KernelTun implements Tun {
   private superPacketAddress = 0;
   /** Length of a super-packet read but not yet cut (it needed more slots than were free). */
   private keptLength = 0;
-  // One cached buffer address (see STABLE_BUFFER_BYTES).
+  // Two cached buffer addresses (see STABLE_BUFFER_BYTES): the receive batch and the
+  // coalescer's arena, whose pieces alternate in a writev.
   private cachedBuffer: Uint8Array | null = null;
   private cachedAddress = 0;
+  private otherBuffer: Uint8Array | null = null;
+  private otherAddress = 0;
+  /** struct iovec[MAX_IOVECS] for writev: base and length, each as two 32-bit halves. */
+  private readonly iovecs = new Uint32Array(new ArrayBuffer(MAX_IOVECS * 16));
+  private readonly iovecsAddress = ptr(this.iovecs);
 
   constructor(name: string, options: KernelTunOptions) {
     this.name = name;
     this.options = options;
     this.log = options.log;
     this.coalescer = options.gro || options.uso ? new Coalescer(64, options.authenticated ? undefined : false) : null;
+    if (this.coalescer !== null) this.coalescer.gather = TUN_WRITEV;
     this.coalescer?.reset();
   }
 
@@ -180,8 +193,31 @@ export class KernelTun implements Tun {
     const coalescer = this.coalescer;
     if (coalescer === null) return;
     const outputs = coalescer.finish();
-    for (let i = 0; i < outputs; i++) this.writeFd(coalescer.outBuffer(i), coalescer.outOffset(i), coalescer.outLength(i));
+    for (let i = 0; i < outputs; i++) {
+      const first = coalescer.outFirstPiece(i);
+      const pieces = coalescer.outPieces(i);
+      if (pieces === 1) this.writeFd(coalescer.pieceBuffer(first), coalescer.pieceOffset(first), coalescer.pieceLength(first));
+      else this.writePieces(coalescer, first, pieces);
+    }
     coalescer.reset();
+  }
+
+  /** One writev of pieces first .. first+count-1 of the coalescer's outputs. */
+  private writePieces(coalescer: Coalescer, first: number, count: number): void {
+    const iov = this.iovecs;
+    for (let k = 0; k < count; k++) {
+      const j = first + k;
+      const address = this.addressOf(coalescer.pieceBuffer(j), coalescer.pieceOffset(j));
+      iov[4 * k] = address >>> 0;
+      iov[4 * k + 1] = Math.floor(address / 0x100000000);
+      iov[4 * k + 2] = coalescer.pieceLength(j);
+      iov[4 * k + 3] = 0;
+    }
+    this.packetsWritten++;
+    if (libc.writev(this.fd, this.iovecsAddress, count) < 0) {
+      const code = errno();
+      if (this.counters.tunWriteErrors++ === 0) this.log.warn(`write to TUN failed (${errnoName(code)}); counting further failures quietly`);
+    }
   }
 
   private writeFd(buf: Uint8Array, offset: number, length: number): void {
@@ -194,7 +230,11 @@ export class KernelTun implements Tun {
 
   private addressOf(buf: Uint8Array, offset: number): number {
     if (buf === this.cachedBuffer) return this.cachedAddress + offset;
+    if (buf === this.otherBuffer) return this.otherAddress + offset;
     if (buf.byteLength < STABLE_BUFFER_BYTES) return ptr(buf, offset);
+    // The newer address goes first; the one it replaces becomes the other.
+    this.otherBuffer = this.cachedBuffer;
+    this.otherAddress = this.cachedAddress;
     this.cachedBuffer = buf;
     this.cachedAddress = ptr(buf);
     return this.cachedAddress + offset;

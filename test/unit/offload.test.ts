@@ -591,13 +591,44 @@ function coalesce(packets: Uint8Array[], c = new Coalescer(Math.max(64, packets.
   for (let i = 0; i < packets.length; i++) expect(c.add(buf, offs[i], lens[i])).toBe(true);
   const n = c.finish();
   const outs: { hdr: VnetHdr; pkt: Uint8Array; segments: number; passThrough: boolean }[] = [];
+  const raw: Uint8Array[] = [];
   for (let i = 0; i < n; i++) {
+    raw.push(c.outBuffer(i).slice(c.outOffset(i), c.outOffset(i) + c.outLength(i)));
     const hdr = new VnetHdr();
     hdr.read(c.outBuffer(i), c.outOffset(i));
     const pkt = c.outBuffer(i).slice(c.outOffset(i) + VNET_HDR_LEN, c.outOffset(i) + c.outLength(i));
     outs.push({ hdr, pkt, segments: c.outSegments(i), passThrough: c.outBuffer(i) === buf });
   }
+  expectGatheredSame(packets, c, raw);
   return outs;
+}
+
+/**
+ * The same batch through a Coalescer like `like` but with `gather`: each output's pieces, put
+ * together, are the bytes of the contiguous output; a super-packet has one piece of headers and
+ * one per segment's payload, a packet that passed through one piece in its own buffer.
+ */
+function expectGatheredSame(packets: Uint8Array[], like: Coalescer, contiguous: Uint8Array[]): void {
+  const g = new Coalescer(like.maxPackets, like.trustChecksums);
+  g.tcp = like.tcp;
+  g.udp = like.udp;
+  g.gather = true;
+  const { buf, offs, lens } = batch(packets);
+  g.reset();
+  for (let i = 0; i < packets.length; i++) g.add(buf, offs[i], lens[i]);
+  expect(g.finish()).toBe(contiguous.length);
+  for (let i = 0; i < contiguous.length; i++) {
+    const first = g.outFirstPiece(i);
+    const pieces = g.outPieces(i);
+    expect(pieces).toBe(g.outSegments(i) === 1 ? 1 : 1 + g.outSegments(i));
+    const parts: Uint8Array[] = [];
+    for (let j = first; j < first + pieces; j++) {
+      parts.push(g.pieceBuffer(j).slice(g.pieceOffset(j), g.pieceOffset(j) + g.pieceLength(j)));
+      if (j > first) expect(g.pieceBuffer(j)).toBe(buf); // payloads stay where they were decrypted
+    }
+    expect(concat(parts)).toEqual(contiguous[i]);
+    expect(g.outLength(i)).toBe(contiguous[i].length);
+  }
 }
 
 /** The vnet header a glued super-packet must carry: partial checksum, these GSO fields. */
@@ -956,6 +987,7 @@ describe("hostile input (a peer controls what reaches the coalescer; the hdr com
     for (let round = 0; round < 200; round++) {
       const packets = mutatedPackets(1 + (round % 64));
       const slab = new Uint8Array(packets.length * 1600);
+      coalescer.gather = round % 2 === 1;
       coalescer.reset();
       packets.forEach((p, i) => {
         slab.set(p, i * 1600 + 16);
@@ -970,6 +1002,13 @@ describe("hostile input (a peer controls what reaches the coalescer; the hdr com
         expect(coalescer.outOffset(i) + coalescer.outLength(i)).toBeLessThanOrEqual(buf.length);
         expect(coalescer.outLength(i)).toBeGreaterThanOrEqual(VNET_HDR_LEN);
         segments += coalescer.outSegments(i);
+        let pieceBytes = 0;
+        for (let j = coalescer.outFirstPiece(i); j < coalescer.outFirstPiece(i) + coalescer.outPieces(i); j++) {
+          expect(coalescer.pieceOffset(j)).toBeGreaterThanOrEqual(0);
+          expect(coalescer.pieceOffset(j) + coalescer.pieceLength(j)).toBeLessThanOrEqual(coalescer.pieceBuffer(j).length);
+          pieceBytes += coalescer.pieceLength(j);
+        }
+        expect(pieceBytes).toBe(coalescer.outLength(i));
       }
       expect(segments).toBe(packets.length);
     }

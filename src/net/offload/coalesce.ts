@@ -3,7 +3,9 @@
 // one GSO super-packet, so the kernel takes them with one write(2) and one trip through its
 // stack. Everything else passes through untouched, in order. State lives in typed arrays sized at
 // construction; nothing is allocated per packet (the output arena is allocated lazily and only
-// grows when a batch needs more).
+// grows when a batch needs more). An output is a list of pieces: one contiguous piece, or (with
+// `gather`) the super-packet's headers followed by each segment's payload where it lies, for a
+// writev(2) that spares copying the payloads together.
 
 import { fold, ipv4HeaderChecksum, pseudoHeaderSum, sumBytes } from "./checksum.ts";
 import { copyBytes } from "./copy-bytes.ts";
@@ -75,6 +77,12 @@ export class Coalescer {
   tcp = true;
   /** Glue UDP datagrams too (the TUN takes GSO_UDP_L4); may be changed between batches. */
   udp = false;
+  /**
+   * A super-packet's payloads stay where they are: its output is a piece of headers in the arena
+   * followed by one piece per segment's payload (for writev). Off, each output is one contiguous
+   * piece. May be changed between batches.
+   */
+  gather = false;
 
   // Per packet, in add() order.
   private readonly packetBuffer: Uint8Array[];
@@ -106,12 +114,26 @@ export class Coalescer {
   private readonly itemNextSeq: Uint32Array;
   private readonly itemLastId: Int32Array;
   private readonly itemPsh: Uint8Array;
+  // What a joining packet must repeat, read once from the item's first packet (see inspect()).
+  private readonly itemPorts: Int32Array;
+  private readonly itemSrc4: Int32Array;
+  private readonly itemDst4: Int32Array;
+  private readonly itemIpKey: Int32Array;
+  private readonly itemAck: Int32Array;
+  private readonly itemWindow: Int32Array;
   private items = 0;
 
   // Results of finish().
   private readonly outBuffers: Uint8Array[];
   private readonly outOffsets: Int32Array;
   private readonly outLengths: Int32Array;
+  /** Output i is pieces outFirstPieces[i] .. outFirstPieces[i] + outPieceCount[i] - 1. */
+  private readonly outFirstPieces: Int32Array;
+  private readonly outPieceCount: Int32Array;
+  private readonly pieceBuffers: Uint8Array[];
+  private readonly pieceOffsets: Int32Array;
+  private readonly pieceLengths: Int32Array;
+  private pieces = 0;
   private arena: Uint8Array = EMPTY;
   private finished = false;
   private readonly hdr = new VnetHdr();
@@ -124,6 +146,16 @@ export class Coalescer {
   private curPayload = 0;
   private curFlowHash = 0;
   private curEligible = false;
+  /** Source and destination ports as one word. */
+  private curPorts = 0;
+  /** IPv4 addresses as words (0 for IPv6, whose addresses are compared as bytes). */
+  private curSrc4 = 0;
+  private curDst4 = 0;
+  /** IPv4 TOS, flags and TTL (0 for IPv6). */
+  private curIpKey = 0;
+  /** TCP ACK number and window (0 for UDP). */
+  private curAck = 0;
+  private curWindow = 0;
 
   constructor(maxPackets = 64, trustChecksums = envSwitch(TRUST_INNER_CSUM_ENV, true)) {
     if (!Number.isInteger(maxPackets) || maxPackets < 1) throw new RangeError(`bad maxPackets ${maxPackets}`);
@@ -148,15 +180,29 @@ export class Coalescer {
     this.itemNextSeq = new Uint32Array(maxPackets);
     this.itemLastId = new Int32Array(maxPackets);
     this.itemPsh = new Uint8Array(maxPackets);
+    this.itemPorts = new Int32Array(maxPackets);
+    this.itemSrc4 = new Int32Array(maxPackets);
+    this.itemDst4 = new Int32Array(maxPackets);
+    this.itemIpKey = new Int32Array(maxPackets);
+    this.itemAck = new Int32Array(maxPackets);
+    this.itemWindow = new Int32Array(maxPackets);
     this.outBuffers = new Array<Uint8Array>(maxPackets).fill(EMPTY);
     this.outOffsets = new Int32Array(maxPackets);
     this.outLengths = new Int32Array(maxPackets);
+    this.outFirstPieces = new Int32Array(maxPackets);
+    this.outPieceCount = new Int32Array(maxPackets);
+    // At most one piece per packet plus one of headers per item.
+    this.pieceBuffers = new Array<Uint8Array>(2 * maxPackets).fill(EMPTY);
+    this.pieceOffsets = new Int32Array(2 * maxPackets);
+    this.pieceLengths = new Int32Array(2 * maxPackets);
   }
 
   /** Starts a new batch, dropping every reference to the previous batch's packets. */
   reset(): void {
     for (let p = 0; p < this.packets; p++) this.packetBuffer[p] = EMPTY;
     for (let i = 0; i < this.items; i++) this.outBuffers[i] = EMPTY;
+    for (let j = 0; j < this.pieces; j++) this.pieceBuffers[j] = EMPTY;
+    this.pieces = 0;
     this.packets = 0;
     this.items = 0;
     this.finished = false;
@@ -196,33 +242,58 @@ export class Coalescer {
   finish(): number {
     if (this.finished) return this.items;
     this.finished = true;
+    const gather = this.gather;
     let arenaNeeded = 0;
     for (let i = 0; i < this.items; i++) {
       if (this.itemSegments[i] === 1) continue;
-      arenaNeeded += VNET_HDR_LEN + this.itemIpHeader[i] + this.itemL4Header[i] + this.itemPayload[i];
+      arenaNeeded += VNET_HDR_LEN + this.itemIpHeader[i] + this.itemL4Header[i] + (gather ? 0 : this.itemPayload[i]);
     }
     if (arenaNeeded > this.arena.length) {
       this.arena = new Uint8Array(Math.max(arenaNeeded, 2 * this.arena.length, INITIAL_ARENA));
     }
     let arenaAt = 0;
     for (let i = 0; i < this.items; i++) {
+      this.outFirstPieces[i] = this.pieces;
       if (this.itemSegments[i] === 1) {
         const p = this.itemFirst[i];
         const buf = this.packetBuffer[p];
         const at = this.packetOffset[p] - VNET_HDR_LEN;
         writeZeroVnetHdr(buf, at);
-        this.outBuffers[i] = buf;
-        this.outOffsets[i] = at;
-        this.outLengths[i] = this.packetLength[p] + VNET_HDR_LEN;
+        this.output(i, buf, at, this.packetLength[p] + VNET_HDR_LEN);
+        this.addPiece(buf, at, this.packetLength[p] + VNET_HDR_LEN);
       } else {
-        const length = this.writeSuperPacket(i, this.arena, arenaAt);
-        this.outBuffers[i] = this.arena;
-        this.outOffsets[i] = arenaAt;
-        this.outLengths[i] = length;
-        arenaAt += length;
+        const headers = this.writeHeaders(i, this.arena, arenaAt);
+        if (gather) {
+          this.addPiece(this.arena, arenaAt, headers);
+          const skip = this.itemIpHeader[i] + this.itemL4Header[i];
+          for (let p = this.itemFirst[i]; p >= 0; p = this.packetNext[p]) {
+            this.addPiece(this.packetBuffer[p], this.packetOffset[p] + skip, this.packetPayload[p]);
+          }
+          this.output(i, this.arena, arenaAt, headers + this.itemPayload[i]);
+          arenaAt += headers;
+        } else {
+          const length = headers + this.copyPayloads(i, this.arena, arenaAt + headers);
+          this.addPiece(this.arena, arenaAt, length);
+          this.output(i, this.arena, arenaAt, length);
+          arenaAt += length;
+        }
       }
+      this.outPieceCount[i] = this.pieces - this.outFirstPieces[i];
     }
     return this.items;
+  }
+
+  private output(i: number, buf: Uint8Array, offset: number, length: number): void {
+    this.outBuffers[i] = buf;
+    this.outOffsets[i] = offset;
+    this.outLengths[i] = length;
+  }
+
+  private addPiece(buf: Uint8Array, offset: number, length: number): void {
+    const j = this.pieces++;
+    this.pieceBuffers[j] = buf;
+    this.pieceOffsets[j] = offset;
+    this.pieceLengths[j] = length;
   }
 
   /** Number of outputs, valid after finish() until reset(). */
@@ -230,7 +301,33 @@ export class Coalescer {
     return this.finished ? this.items : 0;
   }
 
-  /** The buffer holding output i (the caller's own buffer for a packet that passed through). */
+  /** Number of pieces of output i: 1, or (with `gather`) 1 + its segments for a super-packet. */
+  outPieces(i: number): number {
+    return this.outPieceCount[i];
+  }
+
+  /** Index of output i's first piece; its others follow. */
+  outFirstPiece(i: number): number {
+    return this.outFirstPieces[i];
+  }
+
+  /** The buffer holding piece j; the pieces of an output, in order, are its bytes. */
+  pieceBuffer(j: number): Uint8Array {
+    return this.pieceBuffers[j];
+  }
+
+  pieceOffset(j: number): number {
+    return this.pieceOffsets[j];
+  }
+
+  pieceLength(j: number): number {
+    return this.pieceLengths[j];
+  }
+
+  /**
+   * The buffer holding output i (the caller's own buffer for a packet that passed through). With
+   * `gather`, a super-packet's buffer holds only its headers: write its pieces instead.
+   */
   outBuffer(i: number): Uint8Array {
     return this.outBuffers[i];
   }
@@ -240,7 +337,7 @@ export class Coalescer {
     return this.outOffsets[i];
   }
 
-  /** Length of output i: vnet header plus packet. */
+  /** Length of output i: vnet header plus packet (with `gather`, of all its pieces together). */
   outLength(i: number): number {
     return this.outLengths[i];
   }
@@ -300,7 +397,29 @@ export class Coalescer {
     this.curIpHeader = ipHeader;
     this.curL4Header = l4Header;
     this.curPayload = ipLength - ipHeader - l4Header;
-    this.curFlowHash = flowHash(buf, off, version, l4) ^ proto;
+    const ports = word(buf, l4);
+    this.curPorts = ports;
+    if (version === 4) {
+      const src = word(buf, off + 12);
+      const dst = word(buf, off + 16);
+      this.curSrc4 = src;
+      this.curDst4 = dst;
+      this.curIpKey = (buf[off + 1] << 16) | (buf[off + 6] << 8) | buf[off + 8];
+      this.curFlowHash = Math.imul(Math.imul(ports ^ src, 0x9e3779b1) ^ dst, 0x9e3779b1) ^ proto;
+    } else {
+      // IPv6 addresses and header fields are compared as bytes (canAppend, latestItemOfFlow).
+      this.curSrc4 = 0;
+      this.curDst4 = 0;
+      this.curIpKey = 0;
+      this.curFlowHash = flowHash6(buf, off, ports) ^ proto;
+    }
+    if (proto === PROTO_TCP) {
+      this.curAck = word(buf, l4 + 8);
+      this.curWindow = (buf[l4 + 14] << 8) | buf[l4 + 15];
+    } else {
+      this.curAck = 0;
+      this.curWindow = 0;
+    }
     this.curEligible = eligible && this.curPayload > 0 && (version === 6 || ipHeader === IPV4_HEADER);
     return version;
   }
@@ -309,16 +428,16 @@ export class Coalescer {
   private latestItemOfFlow(buf: Uint8Array, off: number): number {
     const version = this.curVersion;
     const hash = this.curFlowHash;
-    const l4 = off + this.curIpHeader;
+    const ports = this.curPorts;
     for (let i = this.items - 1; i >= 0; i--) {
       if (this.itemFlowHash[i] !== hash || this.itemVersion[i] !== version || this.itemProto[i] !== this.curProto) continue;
+      if (this.itemPorts[i] !== ports) continue;
+      if (version === 4) {
+        if (this.itemSrc4[i] === this.curSrc4 && this.itemDst4[i] === this.curDst4) return i;
+        continue;
+      }
       const first = this.itemFirst[i];
-      const fbuf = this.packetBuffer[first];
-      const foff = this.packetOffset[first];
-      // Addresses: IPv4 bytes 12..20, IPv6 bytes 8..40.
-      const from = version === 4 ? 12 : 8;
-      if (!sameBytes(fbuf, foff + from, buf, off + from, version === 4 ? 8 : 32)) continue;
-      if (sameBytes(fbuf, foff + this.itemIpHeader[i], buf, l4, 4)) return i; // ports
+      if (sameBytes(this.packetBuffer[first], this.packetOffset[first] + 8, buf, off + 8, 32)) return i; // IPv6 addresses
     }
     return -1;
   }
@@ -341,9 +460,7 @@ export class Coalescer {
     if (lengthField > MAX_IP_LENGTH) return false;
 
     if (version === 4) {
-      if (fbuf[foff + 1] !== buf[off + 1]) return false; // TOS
-      if (fbuf[foff + 6] !== buf[off + 6]) return false; // flags (DF)
-      if (fbuf[foff + 8] !== buf[off + 8]) return false; // TTL
+      if (this.itemIpKey[i] !== this.curIpKey) return false; // TOS, flags (DF), TTL
       const id = (buf[off + 4] << 8) | buf[off + 5];
       if (id !== ((this.itemLastId[i] + 1) & 0xffff)) return false;
     } else {
@@ -372,8 +489,7 @@ export class Coalescer {
   private continuesTcp(i: number, fbuf: Uint8Array, ftcp: number, buf: Uint8Array, tcp: number): boolean {
     const seq = ((buf[tcp + 4] << 24) | (buf[tcp + 5] << 16) | (buf[tcp + 6] << 8) | buf[tcp + 7]) >>> 0;
     if (seq !== this.itemNextSeq[i]) return false;
-    if (!sameBytes(fbuf, ftcp + 8, buf, tcp + 8, 4)) return false; // ACK number
-    if (fbuf[ftcp + 14] !== buf[tcp + 14] || fbuf[ftcp + 15] !== buf[tcp + 15]) return false; // window
+    if (this.itemAck[i] !== this.curAck || this.itemWindow[i] !== this.curWindow) return false;
     const optionsLength = this.curL4Header - TCP_MIN_HEADER;
     return sameBytes(fbuf, ftcp + TCP_MIN_HEADER, buf, tcp + TCP_MIN_HEADER, optionsLength);
   }
@@ -411,6 +527,12 @@ export class Coalescer {
     const tcp = this.curProto === PROTO_TCP;
     this.itemProto[i] = this.curProto;
     this.itemFlowHash[i] = this.curFlowHash;
+    this.itemPorts[i] = this.curPorts;
+    this.itemSrc4[i] = this.curSrc4;
+    this.itemDst4[i] = this.curDst4;
+    this.itemIpKey[i] = this.curIpKey;
+    this.itemAck[i] = this.curAck;
+    this.itemWindow[i] = this.curWindow;
     this.itemIpHeader[i] = this.curIpHeader;
     this.itemL4Header[i] = this.curL4Header;
     this.itemGsoSize[i] = this.curPayload;
@@ -422,24 +544,20 @@ export class Coalescer {
   }
 
   /**
-   * Writes item i (two or more segments) at out[at..] as vnet header + super-packet and returns
-   * the length written.
+   * Writes the vnet header and the IP and TCP/UDP headers of item i (two or more segments) at
+   * out[at..], as the header of a super-packet carrying all of its payloads, and returns their
+   * length. The payloads follow, copied by copyPayloads or gathered by the writer.
    */
-  private writeSuperPacket(i: number, out: Uint8Array, at: number): number {
+  private writeHeaders(i: number, out: Uint8Array, at: number): number {
     const version = this.itemVersion[i];
     const ipHeader = this.itemIpHeader[i];
     const headers = ipHeader + this.itemL4Header[i];
     const udp = this.itemProto[i] === PROTO_UDP;
     const ip = at + VNET_HDR_LEN;
-    let p = this.itemFirst[i];
-    copyBytes(this.packetBuffer[p], this.packetOffset[p], out, ip, headers + this.packetPayload[p]);
-    let end = ip + headers + this.packetPayload[p];
-    for (p = this.packetNext[p]; p >= 0; p = this.packetNext[p]) {
-      copyBytes(this.packetBuffer[p], this.packetOffset[p] + headers, out, end, this.packetPayload[p]);
-      end += this.packetPayload[p];
-    }
+    const first = this.itemFirst[i];
+    copyBytes(this.packetBuffer[first], this.packetOffset[first], out, ip, headers);
 
-    const ipLength = end - ip;
+    const ipLength = headers + this.itemPayload[i];
     const l4Length = ipLength - ipHeader;
     if (version === 4) {
       out[ip + 2] = ipLength >>> 8;
@@ -471,18 +589,30 @@ export class Coalescer {
     hdr.csumStart = ipHeader;
     hdr.csumOffset = udp ? UDP_CHECKSUM : TCP_CHECKSUM;
     hdr.write(out, at);
-    return VNET_HDR_LEN + ipLength;
+    return VNET_HDR_LEN + headers;
+  }
+
+  /** Copies the payloads of item i's segments, in order, to out[at..]; returns their length. */
+  private copyPayloads(i: number, out: Uint8Array, at: number): number {
+    const skip = this.itemIpHeader[i] + this.itemL4Header[i];
+    let end = at;
+    for (let p = this.itemFirst[i]; p >= 0; p = this.packetNext[p]) {
+      copyBytes(this.packetBuffer[p], this.packetOffset[p] + skip, out, end, this.packetPayload[p]);
+      end += this.packetPayload[p];
+    }
+    return end - at;
   }
 }
 
-/** A cheap mix of addresses and ports; equal flows hash equal, lookups then compare bytes. */
-function flowHash(buf: Uint8Array, off: number, version: number, l4: number): number {
-  let h = (buf[l4] << 24) | (buf[l4 + 1] << 16) | (buf[l4 + 2] << 8) | buf[l4 + 3];
-  const from = off + (version === 4 ? 12 : 8);
-  const to = from + (version === 4 ? 8 : 32);
-  for (let a = from; a < to; a += 4) {
-    h = Math.imul(h ^ ((buf[a] << 24) | (buf[a + 1] << 16) | (buf[a + 2] << 8) | buf[a + 3]), 0x9e3779b1);
-  }
+/** Four bytes at buf[at..] as a big-endian word (an int32: compared, never used as a number). */
+function word(buf: Uint8Array, at: number): number {
+  return (buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3];
+}
+
+/** A cheap mix of IPv6 addresses and the ports word; equal flows hash equal, lookups then compare. */
+function flowHash6(buf: Uint8Array, off: number, ports: number): number {
+  let h = ports;
+  for (let a = off + 8; a < off + 40; a += 4) h = Math.imul(h ^ word(buf, a), 0x9e3779b1);
   return h;
 }
 

@@ -3,10 +3,13 @@
 // can run the same build with a technique on and off; all default to on.
 //
 //   WONTUN_WIDE_CSUM=0          checksums sum bytes one at a time (checksum.ts) instead of
-//                               16-bit words through an aligned Uint16Array view
+//                               32-bit words through aligned typed-array views
 //   WONTUN_TRUST_INNER_CSUM=0   the coalescer verifies every TCP (and IPv4 header) checksum
 //                               before gluing segments (coalesce.ts); on, it trusts them, since
 //                               WireGuard's Poly1305 tag already authenticated every byte
+//   WONTUN_TUN_WRITEV=0         a super-packet is copied together before its write to the TUN
+//                               (tun-kernel.ts) instead of written with writev(2) from where its
+//                               segments were decrypted
 
 /** The values a switch accepts, in any case; anything else (a typo) leaves the default. */
 const ON = new Set(["1", "on", "true", "yes"]);
@@ -26,3 +29,4 @@ export function envSwitch(name: string, fallback: boolean, env: Record<string, s
 
 export const WIDE_CSUM_ENV = "WONTUN_WIDE_CSUM";
 export const TRUST_INNER_CSUM_ENV = "WONTUN_TRUST_INNER_CSUM";
+export const TUN_WRITEV_ENV = "WONTUN_TUN_WRITEV";
