@@ -414,7 +414,7 @@ describe("WireGuard mode: good configs", () => {
         name: "",
         addresses: [cidr("10.8.0.1/24", true), cidr("fd08::1/64", true)],
         listenPort: 51820,
-        mtu: 1420,
+        mtu: 1408,
         fwmark: 0,
         privateKey: key(KEYS.serverPrivate),
         host: {
@@ -506,11 +506,11 @@ describe("WireGuard mode: good configs", () => {
     });
   });
 
-  test("defaults: ListenPort 0 (the kernel picks a port, as wg does), MTU 1420, names optional", () => {
+  test("defaults: ListenPort 0 (the kernel picks a port, as wg does), MTU 1408 (whole ChaCha20 blocks), names optional", () => {
     const config = wgIni(lines(...WG_IFACE, "[Peer]", `PublicKey = ${KEYS.laptopPublic}`));
     expect(config.mode).toBe("wireguard");
     expect(config.interface.listenPort).toBe(0);
-    expect(config.interface.mtu).toBe(1420);
+    expect(config.interface.mtu).toBe(1408);
     expect(config.interface.name).toBe("");
     expect(config.peers[0].name).toBe("");
     expect(config.peers[0].presharedKey).toBeNull();
