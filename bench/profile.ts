@@ -8,7 +8,7 @@
 // including the softirq work the kernel does inline in it), other kernel time (interrupts,
 // softirqs, page faults), GC/runtime threads, and the rest of the JS thread ("JS + runtime").
 //
-//   bun bench/profile.ts [--seconds 10] [--offload all] [--freq 1999] [--compiled] [--keep DIR]
+//   bun bench/profile.ts [--seconds 10] [--offload all] [--mtu N] [--freq 1999] [--compiled] [--keep DIR]
 //   bun bench/profile.ts --analyse DIR     (the samples of an earlier --keep DIR run, again)
 //
 // Root, iperf3 and perf (Debian: linux-perf) needed. Namespaces and interfaces start with "h15"
@@ -24,11 +24,13 @@ const { withLab, waitFor, waitForFast, REPO, BINARY, machineInfo, loadAverage } 
 const { newKeys, wgQuickConfig } = await import("../test/helpers/wireguard.ts");
 const { cpuSeconds } = await import("./lib/proc.ts");
 
-const HELP = `bun bench/profile.ts [--seconds 10] [--offload all] [--freq 1999] [--compiled] [--keep DIR] [--analyse DIR]`;
+const HELP = `bun bench/profile.ts [--seconds 10] [--offload all] [--mtu N] [--freq 1999] [--compiled] [--keep DIR] [--analyse DIR]`;
 const opts = commandLine(HELP, ["compiled"]);
 const seconds = numberOption(opts, "seconds", 10, 2);
 const freq = numberOption(opts, "freq", 1999, 10);
 const offload = opts.get("offload") ?? "all";
+/** The tunnel's MTU (both ends); unset, wontun picks it as wg-quick does (1420 here). */
+const mtu = opts.has("mtu") ? numberOption(opts, "mtu", 1420, 576) : null;
 const compiled = opts.has("compiled");
 const keep = opts.get("keep");
 const analyseOnly = opts.get("analyse");
@@ -217,14 +219,15 @@ const meta: Meta = analyseOnly ? JSON.parse(readFileSync(join(analyseOnly, "meta
   const ka = newKeys();
   const kb = newKeys();
   const port = 51815;
-  const confB = env.dir.write(`${env.lab.id}tb.conf`, wgQuickConfig({
+  const withMtu = (conf: string) => (mtu === null ? conf : conf.replace("[Interface]\n", `[Interface]\nMTU = ${mtu}\n`));
+  const confB = env.dir.write(`${env.lab.id}tb.conf`, withMtu(wgQuickConfig({
     keys: kb, addresses: ["10.15.0.1/24"], listenPort: port,
     peers: [{ publicKey: ka.publicKey, allowedIps: ["10.15.0.2/32"], endpoint: `192.0.2.2:${port}` }],
-  }));
-  const confA = env.dir.write(`${env.lab.id}ta.conf`, wgQuickConfig({
+  })));
+  const confA = env.dir.write(`${env.lab.id}ta.conf`, withMtu(wgQuickConfig({
     keys: ka, addresses: ["10.15.0.2/24"], listenPort: port,
     peers: [{ publicKey: kb.publicKey, allowedIps: ["10.15.0.1/32"], endpoint: `192.0.2.1:${port}` }],
-  }));
+  })));
 
   const start = async (host: typeof a, conf: string, side: string) => {
     const jd = join(work, `jitdump-${side}`);
@@ -342,7 +345,7 @@ function analyse(meta: Meta) {
 
 const pct = (n: number, d: number) => (d ? ((100 * n) / d).toFixed(1) : "0.0").padStart(5);
 console.log(`# profile ${new Date().toISOString()}  ${machineInfo().cpu}, ${machineInfo().cores} cores, load ${loadAverage()}`);
-console.log(`WireGuard mode, offload ${offload}, ${compiled ? "dist/wontun" : "bun src/cli/main.ts"}; iperf3 1 flow a -> b: ${result.gbps.toFixed(2)} Gbit/s`);
+console.log(`WireGuard mode, offload ${offload}${mtu === null ? "" : `, MTU ${mtu}`}, ${compiled ? "dist/wontun" : "bun src/cli/main.ts"}; iperf3 1 flow a -> b: ${result.gbps.toFixed(2)} Gbit/s`);
 console.log(`perf cpu-clock ${freq} Hz, all CPUs, ${result.wall.toFixed(1)} s: ${result.total} samples`);
 console.log(`machine: ${Object.entries(result.byComm).sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${pct(n, result.total).trim()} %`).join(", ")}`);
 if (result.others) console.log(`other (not this run's processes): ${result.others} samples`);

@@ -91,6 +91,7 @@ const COLORS: Record<Kind, string> = {
   "wontun-wg-tso": "#ee8383",
   "wontun-wg-tso-gro": "#e35050",
   "wontun-wg-no-uso": "#c44e52",
+  "wontun-wg-mtu1420": "#a05195",
   "wontun-wg-t2": "#8b1e1e",
   "wontun-plain-none": "#ffd9a0",
 };

@@ -6,12 +6,14 @@
 import { newKeys, wgQuickConfig } from "../../test/helpers/wireguard.ts";
 import { ifName, removeWgSocket, startWontunBench, waitFor, type BenchLab, type Host, type SpawnedProcess } from "./lab.ts";
 import { findWireguardGo, startWgGoBuild, type WgGoKind } from "./wg-go.ts";
+import { DEFAULT_MTU_WIREGUARD, DEFAULT_MTU_WONTUN } from "../../src/config/model.ts";
 
 /**
  * wontun variants: the two modes with every offload (the headline figures), the ladder that
  * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO + UDP
- * GRO + USO), all but USO, and the WireGuard mode on 2 data-path threads (--threads 2; the
- * others run on 1).
+ * GRO + USO), all but USO, the WireGuard mode on 2 data-path threads (--threads 2; the others
+ * run on 1), and the WireGuard mode with wg-quick's MTU of 1420 instead of wontun's 1408 (the
+ * MTU wireguard-go runs with here).
  */
 const WONTUN_VARIANTS = {
   "wontun-wg": { mode: "wg", offload: "all", net: 30, label: "wontun (WireGuard)" },
@@ -21,6 +23,7 @@ const WONTUN_VARIANTS = {
   "wontun-wg-tso": { mode: "wg", offload: "tso", net: 32, label: "wontun WG, tso" },
   "wontun-wg-tso-gro": { mode: "wg", offload: "tso,gro", net: 33, label: "wontun WG, tso+gro" },
   "wontun-wg-no-uso": { mode: "wg", offload: "tso,gro,udp-gso,udp-gro", net: 35, label: "wontun WG, all but uso" },
+  "wontun-wg-mtu1420": { mode: "wg", offload: "all", net: 36, label: "wontun WG, MTU 1420", mtu: 1420 },
   "wontun-plain-none": { mode: "plain", offload: "none", net: 41, label: "wontun plain, no offloads" },
 } as const;
 type WontunKind = keyof typeof WONTUN_VARIANTS;
@@ -118,6 +121,10 @@ async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): P
       listenPort: port,
       peers: [{ publicKey: kb.publicKey, allowedIps: [`${inner(1)}/32`], endpoint: `${B_UNDERLAY}:${port}` }],
     });
+    if ("mtu" in v) {
+      confA = confA.replace("[Interface]\n", `[Interface]\nMTU = ${v.mtu}\n`);
+      confB = confB.replace("[Interface]\n", `[Interface]\nMTU = ${v.mtu}\n`);
+    }
   } else {
     confB = plainConfig(name("b"), `${inner(1)}/24`, port, name("a"), A_UNDERLAY, inner(2));
     confA = plainConfig(name("a"), `${inner(2)}/24`, port, name("b"), B_UNDERLAY, inner(1));
@@ -125,7 +132,8 @@ async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): P
   const args = ["--offload", v.offload, "--threads", String("threads" in v ? v.threads : 1)];
   const pb = (await startWontunBench(b, env.dir.write(`${name("b")}.conf`, confB), { args })).proc;
   const pa = (await startWontunBench(a, env.dir.write(`${name("a")}.conf`, confA), { args })).proc;
-  return ready(a, { kind, bAddress: inner(1), procs: { a: pa, b: pb }, mtu: v.mode === "wg" ? 1420 : 1400 });
+  const mtu = "mtu" in v ? v.mtu : v.mode === "wg" ? DEFAULT_MTU_WIREGUARD : DEFAULT_MTU_WONTUN;
+  return ready(a, { kind, bAddress: inner(1), procs: { a: pa, b: pb }, mtu });
 }
 
 function plainConfig(self: string, address: string, port: number, peer: string, peerUnderlay: string, peerInner: string): string {
