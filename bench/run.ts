@@ -4,10 +4,12 @@
 // wontun in WireGuard mode and wontun <-> wontun in its plaintext protocol. For each: iperf3 TCP one flow both ways,
 // four flows, UDP with 64-byte payloads, ping RTT, the tunnel processes' CPU during the one-flow
 // test, their idle CPU and peak RSS. Every figure is the median of --runs runs, with min–max.
+// Each tunnel first carries --warm seconds of TCP, unmeasured, so every kind is measured in its
+// steady state (wontun's data path compiled by the JIT, every program's buffers grown).
 // Writes bench/results/<timestamp>.json, latest.json and latest.svg. Needs root. See bench/README.md.
 //
 //   bun bench/run.ts [--runs 3] [--seconds 5] [--only veth,wg-go-current,wg-go,wontun-wg,...]
-//                    [--idle 5] [--pings 50] [--quick] [--out DIR]
+//                    [--idle 5] [--pings 50] [--warm 2] [--quick] [--out DIR]
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { commandLine, numberOption } from "./lib/args.ts";
@@ -39,6 +41,7 @@ Options:
                   (default all that are available)
   --idle S        idle-CPU window per run (default 5)
   --pings N       pings per run, 10 ms apart (default 50)
+  --warm S        unmeasured TCP through each tunnel before the first run (default 2; 0: none)
   --quick         1 run, 1 s tests, 1 s idle window, 10 pings (a smoke run)
   --out DIR       where to write the results (default bench/results)
   --help
@@ -105,6 +108,7 @@ const config = {
   seconds: numberOption(opts, "seconds", quick ? 1 : 5, 1),
   idleSeconds: numberOption(opts, "idle", quick ? 1 : 5, 0.5),
   pings: numberOption(opts, "pings", quick ? 10 : 50, 1),
+  warmSeconds: numberOption(opts, "warm", quick ? 0 : 2, 0),
   pingIntervalMs: 10,
   quick,
   kinds: [] as Kind[],
@@ -309,6 +313,13 @@ try {
       const t = await startTunnel(kind, env, a, b);
       tunnels.push(t);
       mtus[kind] = t.mtu;
+    }
+    if (config.warmSeconds > 0) {
+      progress(`warming up: ${config.warmSeconds} s of TCP through each tunnel`);
+      for (const t of tunnels) {
+        await withRetry(server, `warm-up ${t.kind}`, () => iperfTcp(a, t.bAddress, { seconds: config.warmSeconds }));
+        assertAlive(t);
+      }
     }
     for (let run = 1; run <= config.runs; run++) {
       progress(`run ${run}/${config.runs}`);

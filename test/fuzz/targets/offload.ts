@@ -93,6 +93,22 @@ function toHdr(h: OffloadInput["hdr"]): VnetHdr {
   return hdr;
 }
 
+/** Output i's bytes, its pieces put together (a copy: fuzzing may allocate). */
+function outputBytes(i: number): Uint8Array {
+  const first = coalescer.outFirstPiece(i);
+  const parts: Uint8Array[] = [];
+  for (let j = first; j < first + coalescer.outPieces(i); j++) {
+    parts.push(coalescer.pieceBuffer(j).subarray(coalescer.pieceOffset(j), coalescer.pieceOffset(j) + coalescer.pieceLength(j)));
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export const offloadTarget: Target<OffloadInput> = {
   name: "offload",
   about: "coalesce(segment(x)) == x for valid TCP and UDP super-packets; mutated/truncated input never throws",
@@ -124,7 +140,9 @@ export const offloadTarget: Target<OffloadInput> = {
     if (valid) invariant(n >= 2, "a valid super-packet is cut into its segments", () => `segment returned ${n}`);
     if (n <= 0) return;
     for (let k = 0; k < n; k++) invariant(lengths[k] > 0 && lengths[k] <= SLOT_SIZE, "segments fit their slots", () => `segment ${k}: ${lengths[k]}`);
-    // In batches of the coalescer's size, as KernelTun writes them.
+    // In batches of the coalescer's size, as KernelTun writes them; half the inputs (by length,
+    // so a failure reproduces) in gather mode, the pieces KernelTun hands to writev.
+    coalescer.gather = (packet.length & 1) === 1;
     let outputs = 0;
     let segments = 0;
     const drain = () => {
@@ -132,6 +150,12 @@ export const offloadTarget: Target<OffloadInput> = {
       invariant(count >= 1, "a batch gives at least one output");
       for (let i = 0; i < count; i++) {
         invariant(coalescer.outLength(i) > VNET_HDR_LEN, "every output holds a header and a packet");
+        let pieceBytes = 0;
+        for (let j = coalescer.outFirstPiece(i); j < coalescer.outFirstPiece(i) + coalescer.outPieces(i); j++) {
+          invariant(coalescer.pieceOffset(j) >= 0 && coalescer.pieceOffset(j) + coalescer.pieceLength(j) <= coalescer.pieceBuffer(j).length, "pieces lie inside their buffers");
+          pieceBytes += coalescer.pieceLength(j);
+        }
+        invariant(pieceBytes === coalescer.outLength(i), "an output's pieces add up to its length", () => `${pieceBytes} of ${coalescer.outLength(i)}`);
         segments += coalescer.outSegments(i);
       }
       outputs += count;
@@ -148,7 +172,7 @@ export const offloadTarget: Target<OffloadInput> = {
     invariant(segments === n, "every packet is in exactly one output", () => `${segments} of ${n}`);
     if (!valid) return;
     invariant(outputs === 1, "a valid super-packet's segments are glued into one", () => `${outputs} outputs`);
-    const out = coalescer.outBuffer(0).subarray(coalescer.outOffset(0), coalescer.outOffset(0) + coalescer.outLength(0));
+    const out = outputBytes(0);
     const got = new VnetHdr();
     got.read(out, 0);
     const back = out.subarray(VNET_HDR_LEN);
