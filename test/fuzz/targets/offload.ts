@@ -9,7 +9,7 @@ import {
   VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_HDR_LEN, VnetHdr,
 } from "../../../src/net/offload/virtio-net-hdr.ts";
 import { hex, invariant, shrinkBytes, type Target } from "../engine.ts";
-import { mutateBytes } from "../mutate.ts";
+import { concat, mutateBytes } from "../mutate.ts";
 import type { Rng } from "../rng.ts";
 
 function onesSum(bytes: ArrayLike<number>, from: number, to: number, start = 0): number {
@@ -100,13 +100,7 @@ function outputBytes(i: number): Uint8Array {
   for (let j = first; j < first + coalescer.outPieces(i); j++) {
     parts.push(coalescer.pieceBuffer(j).subarray(coalescer.pieceOffset(j), coalescer.pieceOffset(j) + coalescer.pieceLength(j)));
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(...parts);
 }
 
 export const offloadTarget: Target<OffloadInput> = {
