@@ -29,7 +29,7 @@ const opts = commandLine(HELP, ["compiled"]);
 const seconds = numberOption(opts, "seconds", 10, 2);
 const freq = numberOption(opts, "freq", 1999, 10);
 const offload = opts.get("offload") ?? "all";
-/** The tunnel's MTU (both ends); unset, wontun picks it as wg-quick does (1420 here). */
+/** The tunnel's MTU (both ends); unset, wontun's default (1408 in WireGuard mode). */
 const mtu = opts.has("mtu") ? numberOption(opts, "mtu", 1420, 576) : null;
 const compiled = opts.has("compiled");
 const keep = opts.get("keep");
@@ -219,15 +219,14 @@ const meta: Meta = analyseOnly ? JSON.parse(readFileSync(join(analyseOnly, "meta
   const ka = newKeys();
   const kb = newKeys();
   const port = 51815;
-  const withMtu = (conf: string) => (mtu === null ? conf : conf.replace("[Interface]\n", `[Interface]\nMTU = ${mtu}\n`));
-  const confB = env.dir.write(`${env.lab.id}tb.conf`, withMtu(wgQuickConfig({
-    keys: kb, addresses: ["10.15.0.1/24"], listenPort: port,
+  const confB = env.dir.write(`${env.lab.id}tb.conf`, wgQuickConfig({
+    keys: kb, addresses: ["10.15.0.1/24"], listenPort: port, mtu: mtu ?? undefined,
     peers: [{ publicKey: ka.publicKey, allowedIps: ["10.15.0.2/32"], endpoint: `192.0.2.2:${port}` }],
-  })));
-  const confA = env.dir.write(`${env.lab.id}ta.conf`, withMtu(wgQuickConfig({
-    keys: ka, addresses: ["10.15.0.2/24"], listenPort: port,
+  }));
+  const confA = env.dir.write(`${env.lab.id}ta.conf`, wgQuickConfig({
+    keys: ka, addresses: ["10.15.0.2/24"], listenPort: port, mtu: mtu ?? undefined,
     peers: [{ publicKey: kb.publicKey, allowedIps: ["10.15.0.1/32"], endpoint: `192.0.2.1:${port}` }],
-  })));
+  }));
 
   const start = async (host: typeof a, conf: string, side: string) => {
     const jd = join(work, `jitdump-${side}`);

@@ -113,18 +113,16 @@ async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): P
       keys: kb,
       addresses: [`${inner(1)}/24`],
       listenPort: port,
+      mtu: "mtu" in v ? v.mtu : undefined,
       peers: [{ publicKey: ka.publicKey, allowedIps: [`${inner(2)}/32`], endpoint: `${A_UNDERLAY}:${port}` }],
     });
     confA = wgQuickConfig({
       keys: ka,
       addresses: [`${inner(2)}/24`],
       listenPort: port,
+      mtu: "mtu" in v ? v.mtu : undefined,
       peers: [{ publicKey: kb.publicKey, allowedIps: [`${inner(1)}/32`], endpoint: `${B_UNDERLAY}:${port}` }],
     });
-    if ("mtu" in v) {
-      confA = confA.replace("[Interface]\n", `[Interface]\nMTU = ${v.mtu}\n`);
-      confB = confB.replace("[Interface]\n", `[Interface]\nMTU = ${v.mtu}\n`);
-    }
   } else {
     confB = plainConfig(name("b"), `${inner(1)}/24`, port, name("a"), A_UNDERLAY, inner(2));
     confA = plainConfig(name("a"), `${inner(2)}/24`, port, name("b"), B_UNDERLAY, inner(1));

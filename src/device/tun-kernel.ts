@@ -94,8 +94,10 @@ export class KernelTun implements Tun {
     this.options = options;
     this.log = options.log;
     this.coalescer = options.gro || options.uso ? new Coalescer(64, options.authenticated ? undefined : false) : null;
-    if (this.coalescer !== null) this.coalescer.gather = TUN_WRITEV;
-    this.coalescer?.reset();
+    if (this.coalescer !== null) {
+      this.coalescer.gather = TUN_WRITEV;
+      this.coalescer.reset();
+    }
   }
 
   open(): void {
@@ -214,18 +216,18 @@ export class KernelTun implements Tun {
       iov[4 * k + 3] = 0;
     }
     this.packetsWritten++;
-    if (libc.writev(this.fd, this.iovecsAddress, count) < 0) {
-      const code = errno();
-      if (this.counters.tunWriteErrors++ === 0) this.log.warn(`write to TUN failed (${errnoName(code)}); counting further failures quietly`);
-    }
+    if (libc.writev(this.fd, this.iovecsAddress, count) < 0) this.writeFailed();
   }
 
   private writeFd(buf: Uint8Array, offset: number, length: number): void {
     this.packetsWritten++;
-    if (libc.write(this.fd, this.addressOf(buf, offset), length) < 0) {
-      const code = errno();
-      if (this.counters.tunWriteErrors++ === 0) this.log.warn(`write to TUN failed (${errnoName(code)}); counting further failures quietly`);
-    }
+    if (libc.write(this.fd, this.addressOf(buf, offset), length) < 0) this.writeFailed();
+  }
+
+  /** Counts a failed write; only the first one is logged. */
+  private writeFailed(): void {
+    const code = errno();
+    if (this.counters.tunWriteErrors++ === 0) this.log.warn(`write to TUN failed (${errnoName(code)}); counting further failures quietly`);
   }
 
   private addressOf(buf: Uint8Array, offset: number): number {

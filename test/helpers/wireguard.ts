@@ -33,6 +33,8 @@ export interface WgHostSetup {
   keys: WgKeys;
   addresses: string[];
   listenPort?: number;
+  /** Written as `MTU =` when set; wontun's default applies otherwise. */
+  mtu?: number;
   peers: WgPeerSetup[];
 }
 
@@ -40,6 +42,7 @@ export interface WgHostSetup {
 export function wgQuickConfig(setup: WgHostSetup): string {
   const lines = ["[Interface]", `PrivateKey = ${setup.keys.privateKey}`, `Address = ${setup.addresses.join(", ")}`];
   if (setup.listenPort) lines.push(`ListenPort = ${setup.listenPort}`);
+  if (setup.mtu) lines.push(`MTU = ${setup.mtu}`);
   for (const p of setup.peers) {
     lines.push("", "[Peer]", `PublicKey = ${p.publicKey}`, `AllowedIPs = ${p.allowedIps.join(", ")}`);
     if (p.endpoint) lines.push(`Endpoint = ${p.endpoint}`);
