@@ -95,6 +95,7 @@ const COLORS: Record<Kind, string> = {
   "wontun-wg-tso-gro": "#e35050",
   "wontun-wg-no-uso": "#c44e52",
   "wontun-wg-mtu1420": "#a05195",
+  "wontun-wg-no-linger": "#6b4c9a",
   "wontun-wg-t2": "#8b1e1e",
   "wontun-plain-none": "#ffd9a0",
 };

@@ -153,10 +153,10 @@ export function removeWgSocket(ifname: string): void {
 export async function startWontunBench(
   host: Host,
   config: string,
-  opts: { logLevel?: string; timeoutMs?: number; binary?: string; args?: string[] } = {},
+  opts: { logLevel?: string; timeoutMs?: number; binary?: string; args?: string[]; env?: Record<string, string> } = {},
 ): Promise<{ proc: SpawnedProcess; startMs: number }> {
   const t0 = performance.now();
-  const proc = host.spawn([opts.binary ?? BINARY, "up", config, "--log-level", opts.logLevel ?? "info", ...(opts.args ?? [])]);
+  const proc = host.spawn([opts.binary ?? BINARY, "up", config, "--log-level", opts.logLevel ?? "info", ...(opts.args ?? [])], { env: opts.env });
   let exited = false;
   proc.exited.then(() => (exited = true));
   await waitForFast(() => {

@@ -12,8 +12,9 @@ import { DEFAULT_MTU_WIREGUARD, DEFAULT_MTU_WONTUN } from "../../src/config/mode
  * wontun variants: the two modes with every offload (the headline figures), the ladder that
  * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO + UDP
  * GRO + USO), all but USO, the WireGuard mode on 2 data-path threads (--threads 2; the others
- * run on 1), and the WireGuard mode with wg-quick's MTU of 1420 instead of wontun's 1408 (the
- * MTU wireguard-go runs with here).
+ * run on 1), the WireGuard mode with wg-quick's MTU of 1420 instead of wontun's 1408 (the
+ * MTU wireguard-go runs with here), and with WONTUN_LINGER=0 (the loop does not wait for the
+ * answer to what it sent before it visits Bun's event loop: what that costs a ping).
  */
 const WONTUN_VARIANTS = {
   "wontun-wg": { mode: "wg", offload: "all", net: 30, label: "wontun (WireGuard)" },
@@ -24,6 +25,7 @@ const WONTUN_VARIANTS = {
   "wontun-wg-tso-gro": { mode: "wg", offload: "tso,gro", net: 33, label: "wontun WG, tso+gro" },
   "wontun-wg-no-uso": { mode: "wg", offload: "tso,gro,udp-gso,udp-gro", net: 35, label: "wontun WG, all but uso" },
   "wontun-wg-mtu1420": { mode: "wg", offload: "all", net: 36, label: "wontun WG, MTU 1420", mtu: 1420 },
+  "wontun-wg-no-linger": { mode: "wg", offload: "all", net: 37, label: "wontun WG, no linger", env: { WONTUN_LINGER: "0" } },
   "wontun-plain-none": { mode: "plain", offload: "none", net: 41, label: "wontun plain, no offloads" },
 } as const;
 type WontunKind = keyof typeof WONTUN_VARIANTS;
@@ -128,8 +130,9 @@ async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): P
     confA = plainConfig(name("a"), `${inner(2)}/24`, port, name("b"), B_UNDERLAY, inner(1));
   }
   const args = ["--offload", v.offload, "--threads", String("threads" in v ? v.threads : 1)];
-  const pb = (await startWontunBench(b, env.dir.write(`${name("b")}.conf`, confB), { args })).proc;
-  const pa = (await startWontunBench(a, env.dir.write(`${name("a")}.conf`, confA), { args })).proc;
+  const vars = "env" in v ? v.env : undefined;
+  const pb = (await startWontunBench(b, env.dir.write(`${name("b")}.conf`, confB), { args, env: vars })).proc;
+  const pa = (await startWontunBench(a, env.dir.write(`${name("a")}.conf`, confA), { args, env: vars })).proc;
   const mtu = "mtu" in v ? v.mtu : v.mode === "wg" ? DEFAULT_MTU_WIREGUARD : DEFAULT_MTU_WONTUN;
   return ready(a, { kind, bAddress: inner(1), procs: { a: pa, b: pb }, mtu });
 }

@@ -11,6 +11,7 @@ import { AllowedIps } from "../net/allowed-ips.ts";
 import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET, IPV6_DST_OFFSET, IPV6_SRC_OFFSET, ipVersion } from "../net/ip-packet.ts";
 import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { formatCidr, type Cidr } from "../net/ip.ts";
+import { envSwitch, LINGER_ENV } from "../net/offload/switches.ts";
 import { Outcome, type ControlSink, type PeerId, type TunnelProtocol } from "../protocol/tunnel.ts";
 import type { Logger } from "../log.ts";
 import { PACKET_HEADROOM, PACKET_TAILROOM, type Bind, type QueueWatcher, type ReceiveQueue } from "./bind.ts";
@@ -33,8 +34,11 @@ const BATCHES_PER_ROUND = 8;
 const MAX_WAIT_MS = 1000;
 /** Longest stretch of packet work between two visits to Bun's event loop. */
 const YIELD_EVERY_MS = 2;
-/** Longest wait after a round that did work before Bun's event loop gets its turn (see loop). */
-const LINGER_MS = 1;
+/**
+ * Longest wait after a round that did work before Bun's event loop gets its turn (see loop);
+ * 0 with WONTUN_LINGER=0, to compare.
+ */
+const LINGER_MS = envSwitch(LINGER_ENV, true) ? 1 : 0;
 
 /** Work with deadlines of its own (e.g. control-socket client timeouts), run by the loop. */
 export interface DeviceTimer {

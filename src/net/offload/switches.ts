@@ -1,4 +1,4 @@
-// On/off switches for the data path's per-byte techniques, read from the environment once when
+// On/off switches for the data path's techniques, read from the environment once when
 // the module that uses them loads (so the JIT sees a constant). Each exists so that a benchmark
 // can run the same build with a technique on and off; all default to on.
 //
@@ -10,6 +10,9 @@
 //   WONTUN_TUN_WRITEV=0         a super-packet is copied together before its write to the TUN
 //                               (tun-kernel.ts) instead of written with writev(2) from where its
 //                               segments were decrypted
+//   WONTUN_LINGER=0             the device loop visits Bun's event loop right after a round that
+//                               did work instead of first waiting up to 1 ms for the answer
+//                               (device.ts: what an isolated packet such as a ping pays)
 
 /** The values a switch accepts, in any case; anything else (a typo) leaves the default. */
 const ON = new Set(["1", "on", "true", "yes"]);
@@ -30,3 +33,4 @@ export function envSwitch(name: string, fallback: boolean, env: Record<string, s
 export const WIDE_CSUM_ENV = "WONTUN_WIDE_CSUM";
 export const TRUST_INNER_CSUM_ENV = "WONTUN_TRUST_INNER_CSUM";
 export const TUN_WRITEV_ENV = "WONTUN_TUN_WRITEV";
+export const LINGER_ENV = "WONTUN_LINGER";
