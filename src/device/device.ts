@@ -11,7 +11,7 @@ import { AllowedIps } from "../net/allowed-ips.ts";
 import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET, IPV6_DST_OFFSET, IPV6_SRC_OFFSET, ipVersion } from "../net/ip-packet.ts";
 import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { formatCidr, type Cidr } from "../net/ip.ts";
-import { envSwitch, LINGER_ENV } from "../net/offload/switches.ts";
+import { envSwitch, LINGER_ENV } from "../switches.ts";
 import { Outcome, type ControlSink, type PeerId, type TunnelProtocol } from "../protocol/tunnel.ts";
 import type { Logger } from "../log.ts";
 import { PACKET_HEADROOM, PACKET_TAILROOM, type Bind, type QueueWatcher, type ReceiveQueue } from "./bind.ts";

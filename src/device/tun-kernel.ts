@@ -13,7 +13,7 @@ const EBADFD = 77;
 import { addTunQueue, openTun, type TunDevice } from "../sys/tun.ts";
 import { COALESCE_MAX_SEGMENTS, Coalescer } from "../net/offload/coalesce.ts";
 import { SEGMENT_NO_ROOM, segment } from "../net/offload/segment.ts";
-import { envSwitch, TUN_WRITEV_ENV } from "../net/offload/switches.ts";
+import { envSwitch, TUN_WRITEV_ENV } from "../switches.ts";
 import { VNET_HDR_LEN, VnetHdr, writeZeroVnetHdr } from "../net/offload/virtio-net-hdr.ts";
 import type { Logger } from "../log.ts";
 import { DeviceCounters } from "./counters.ts";

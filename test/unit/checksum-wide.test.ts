@@ -2,7 +2,7 @@
 // slow reference, at every alignment, across buffers with a byte offset, and the env switches.
 import { describe, expect, test } from "bun:test";
 import { fold, sumBytes, sumBytesNarrow, sumWords, WIDE_CSUM } from "../../src/net/offload/checksum.ts";
-import { envSwitch } from "../../src/net/offload/switches.ts";
+import { envSwitch } from "../../src/switches.ts";
 
 /** One big-endian word at a time with end-around carry: the RFC 1071 definition. */
 function reference(buf: Uint8Array, offset: number, length: number, initial: number): number {

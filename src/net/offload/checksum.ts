@@ -9,10 +9,10 @@
 // one swap at the end gives the big-endian result. A range that
 // starts at an odd address takes its first byte alone; the words after it then pair bytes exactly
 // as big-endian words starting at `offset` do, with no swap. 1420 bytes: ~128 ns instead of
-// ~255 ns (bench/checksum.ts). WONTUN_WIDE_CSUM=0 keeps the byte loop (switches.ts).
+// ~255 ns (bench/checksum.ts). WONTUN_WIDE_CSUM=0 keeps the byte loop (src/switches.ts).
 
 import { IPV4_SRC_OFFSET, IPV6_SRC_OFFSET } from "../ip-packet.ts";
-import { envSwitch, WIDE_CSUM_ENV } from "./switches.ts";
+import { envSwitch, WIDE_CSUM_ENV } from "../../switches.ts";
 
 /** Bytes summed between partial folds: keeps each block's sum well inside int32. */
 const BLOCK = 32768;

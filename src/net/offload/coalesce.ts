@@ -9,7 +9,7 @@
 
 import { fold, ipv4HeaderChecksum, pseudoHeaderSum, sumBytes } from "./checksum.ts";
 import { copyBytes } from "./copy-bytes.ts";
-import { envSwitch, TRUST_INNER_CSUM_ENV } from "./switches.ts";
+import { envSwitch, TRUST_INNER_CSUM_ENV } from "../../switches.ts";
 import {
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_TCPV4,
