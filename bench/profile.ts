@@ -1,4 +1,4 @@
-// Where a single TCP flow's CPU time goes, per end, in WireGuard mode: `perf record` over the whole
+// Where a single TCP flow's (or a small-packet flood's) CPU time goes, per end, in WireGuard mode: `perf record` over the whole
 // machine (software clock, call graphs) while iperf3 runs a -> b through two wontun hosts, with
 // Bun's JIT code named through JSC's JITDump (BUN_JSC_useJITDump), read here (perf inject --jit
 // rejects the names Bun gives its dump files, and JSC reuses code addresses, so a static perf map
@@ -8,8 +8,12 @@
 // including the softirq work the kernel does inline in it), other kernel time (interrupts,
 // softirqs, page faults), GC/runtime threads, and the rest of the JS thread ("JS + runtime").
 //
-//   bun bench/profile.ts [--seconds 10] [--offload all] [--mtu N] [--freq 1999] [--compiled] [--keep DIR]
+//   bun bench/profile.ts [--seconds 10] [--offload all] [--mtu N] [--udp] [--freq 1999] [--compiled] [--keep DIR]
 //   bun bench/profile.ts --analyse DIR     (the samples of an earlier --keep DIR run, again)
+//
+// --udp profiles a flood of 64-byte UDP datagrams (iperf3 -u -l 64 -b 0) instead of a TCP flow:
+// the small-packet path. With WONTUN_THREADS=N the data-path threads (Workers) count as the main
+// thread does; other threads of the process are the GC and runtime.
 //
 // Root, iperf3 and perf (Debian: linux-perf) needed. Namespaces and interfaces start with "h15"
 // (BENCH_LAB_PREFIX overrides); nothing outside them is touched. By default the daemons run from
@@ -24,8 +28,11 @@ const { withLab, waitFor, waitForFast, REPO, BINARY, machineInfo, loadAverage } 
 const { newKeys, wgQuickConfig } = await import("../test/helpers/wireguard.ts");
 const { cpuSeconds } = await import("./lib/proc.ts");
 
-const HELP = `bun bench/profile.ts [--seconds 10] [--offload all] [--mtu N] [--freq 1999] [--compiled] [--keep DIR] [--analyse DIR]`;
-const opts = commandLine(HELP, ["compiled"]);
+const HELP = `bun bench/profile.ts [--seconds 10] [--offload all] [--mtu N] [--udp] [--freq 1999] [--compiled] [--keep DIR] [--analyse DIR]`;
+const opts = commandLine(HELP, ["compiled", "udp"]);
+const udp = opts.has("udp");
+/** The measured iperf3 run's extra arguments: a 64-byte UDP flood, or one TCP flow. */
+const IPERF_UDP = ["-u", "-l", "64", "-b", "0"];
 const seconds = numberOption(opts, "seconds", 10, 2);
 const freq = numberOption(opts, "freq", 1999, 10);
 const offload = opts.get("offload") ?? "all";
@@ -121,7 +128,7 @@ const BUCKETS = [
   "other syscalls",
   "kernel: irq/softirq/faults",
   "GC / runtime threads",
-  "JS + runtime (main thread)",
+  "JS + runtime (data-path threads)",
 ] as const;
 type Bucket = (typeof BUCKETS)[number];
 
@@ -158,10 +165,10 @@ function syscallBucket(name: string): Bucket {
   return "other syscalls";
 }
 
-function classify(stack: Frame[], mainThread: boolean): Bucket {
-  if (!mainThread) return "GC / runtime threads";
+function classify(stack: Frame[], dataPath: boolean): Bucket {
+  if (!dataPath) return "GC / runtime threads";
   const leaf = stack[0];
-  if (!leaf) return "JS + runtime (main thread)";
+  if (!leaf) return "JS + runtime (data-path threads)";
   if (isKernel(leaf)) {
     // The syscall is the frame just under do_syscall_64 (its wrappers are often inlined, so it may
     // be ksys_write, __sys_sendmmsg, __x64_sys_epoll_wait...). No do_syscall_64: an interrupt,
@@ -183,7 +190,13 @@ function classify(stack: Frame[], mainThread: boolean): Bucket {
     const fn = jsName(f.sym);
     if (fn && OFFLOAD_FNS.has(fn)) return "segmentation / coalescing (JS)";
   }
-  return "JS + runtime (main thread)";
+  return "JS + runtime (data-path threads)";
+}
+
+/** What iperf3 carried: one TCP flow's goodput, or the 64-byte datagrams received. */
+function describeLoad(m: { gbps: number; kpps?: number; lossPercent?: number }): string {
+  if (m.kpps === undefined) return `iperf3 1 flow a -> b: ${m.gbps.toFixed(2)} Gbit/s`;
+  return `iperf3 64-byte UDP flood a -> b: ${m.kpps.toFixed(1)} kpps received (${(m.lossPercent ?? 0).toFixed(1)} % lost)`;
 }
 
 // ---- the run -------------------------------------------------------------------------------
@@ -198,6 +211,9 @@ interface SideResult {
 
 interface Meta {
   gbps: number;
+  /** --udp: datagrams received per second (thousands), and the share lost. */
+  kpps?: number;
+  lossPercent?: number;
   wall: number;
   pids: { a: number; b: number };
   cpuPercent: { a: number; b: number };
@@ -248,14 +264,14 @@ const meta: Meta = analyseOnly ? JSON.parse(readFileSync(join(analyseOnly, "meta
   const server = b.spawn(["iperf3", "-s", "-1"]);
   await Bun.sleep(300);
   console.error(`[profile] lab ${env.lab.id}: warm-up 3 s, then perf over ${seconds} s of iperf3 a -> b`);
-  const warm = await a.run(["iperf3", "-c", "10.15.0.1", "-t", "3", "-J"], { timeoutMs: 20_000 });
+  const warm = await a.run(["iperf3", "-c", "10.15.0.1", "-t", "3", "-J", ...(udp ? IPERF_UDP : [])], { timeoutMs: 20_000 });
   if (warm.code !== 0) throw new Error(`warm-up iperf3 failed: ${warm.stderr || warm.stdout.slice(0, 300)}`);
   await server.exited.catch(() => {});
   const server2 = b.spawn(["iperf3", "-s", "-1"]);
   await Bun.sleep(300);
 
   const perfData = join(work, "perf.data");
-  const iperfP = a.run(["iperf3", "-c", "10.15.0.1", "-t", String(seconds + 2), "-J"], { timeoutMs: (seconds + 30) * 1000 });
+  const iperfP = a.run(["iperf3", "-c", "10.15.0.1", "-t", String(seconds + 2), "-J", ...(udp ? IPERF_UDP : [])], { timeoutMs: (seconds + 30) * 1000 });
   await Bun.sleep(1000);
   const cpu0 = [cpuSeconds(wa.proc.proc.pid), cpuSeconds(wb.proc.proc.pid)];
   const t0 = performance.now();
@@ -265,13 +281,18 @@ const meta: Meta = analyseOnly ? JSON.parse(readFileSync(join(analyseOnly, "meta
   const cpu1 = [cpuSeconds(wa.proc.proc.pid), cpuSeconds(wb.proc.proc.pid)];
   const ip = await iperfP;
   await server2.exited.catch(() => {});
-  const gbps = JSON.parse(ip.stdout).end.sum_received.bits_per_second / 1e9;
+  const end = JSON.parse(ip.stdout).end;
+  // UDP: the datagrams the receiver got (iperf3 puts the server's count in sum, or sum_received).
+  const received = udp ? (end.sum_received ?? end.sum) : end.sum_received;
+  const gbps = received.bits_per_second / 1e9;
+  const kpps = udp ? (received.packets - received.lost_packets) / received.seconds / 1000 : undefined;
+  const lossPercent = udp && received.packets > 0 ? (received.lost_packets / received.packets) * 100 : undefined;
 
   const pids = { a: wa.proc.proc.pid, b: wb.proc.proc.pid };
   const cpuPercent = { a: ((cpu1[0] - cpu0[0]) / wall) * 100, b: ((cpu1[1] - cpu0[1]) / wall) * 100 };
-  const meta: Meta = { gbps, wall, pids, cpuPercent, jd: { a: wa.jd, b: wb.jd }, perfData };
+  const meta: Meta = { gbps, kpps, lossPercent, wall, pids, cpuPercent, jd: { a: wa.jd, b: wb.jd }, perfData };
   writeFileSync(join(work, "meta.json"), JSON.stringify(meta));
-  console.error(`[profile] ${gbps.toFixed(2)} Gbit/s; reading samples...`);
+  console.error(`[profile] ${describeLoad(meta)}; reading samples...`);
   return meta;
 });
 const result = analyse(meta);
@@ -317,7 +338,8 @@ function analyse(meta: Meta) {
     }
     const s = perSide[side];
     s.n++;
-    const bucket = classify(stack, tid === pid);
+    // The main thread, and with WONTUN_THREADS the data-path Workers (Bun names them "Worker").
+    const bucket = classify(stack, tid === pid || comm === "Worker");
     s.buckets.set(bucket, (s.buckets.get(bucket) ?? 0) + 1);
     const leaf = stack[0] ? `${stack[0].sym}\t${stack[0].dso.split("/").pop()}` : "?";
     s.syms.set(leaf, (s.syms.get(leaf) ?? 0) + 1);
@@ -337,14 +359,14 @@ function analyse(meta: Meta) {
     };
   }
   const others = [...otherComms.entries()].sort((x, y) => y[1] - x[1]).slice(0, 6).map(([c, n]) => `${c} ${n}`).join(", ");
-  return { gbps: meta.gbps, wall: meta.wall, total, byComm: Object.fromEntries(byComm), others, sides };
+  return { gbps: meta.gbps, kpps: meta.kpps, lossPercent: meta.lossPercent, wall: meta.wall, total, byComm: Object.fromEntries(byComm), others, sides };
 }
 
 // ---- report --------------------------------------------------------------------------------
 
 const pct = (n: number, d: number) => (d ? ((100 * n) / d).toFixed(1) : "0.0").padStart(5);
 console.log(`# profile ${new Date().toISOString()}  ${machineInfo().cpu}, ${machineInfo().cores} cores, load ${loadAverage()}`);
-console.log(`WireGuard mode, offload ${offload}${mtu === null ? "" : `, MTU ${mtu}`}, ${compiled ? "dist/wontun" : "bun src/cli/main.ts"}; iperf3 1 flow a -> b: ${result.gbps.toFixed(2)} Gbit/s`);
+console.log(`WireGuard mode, offload ${offload}${mtu === null ? "" : `, MTU ${mtu}`}, ${compiled ? "dist/wontun" : "bun src/cli/main.ts"}; ${describeLoad(result)}`);
 console.log(`perf cpu-clock ${freq} Hz, all CPUs, ${result.wall.toFixed(1)} s: ${result.total} samples`);
 console.log(`machine: ${Object.entries(result.byComm).sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${pct(n, result.total).trim()} %`).join(", ")}`);
 if (result.others) console.log(`other (not this run's processes): ${result.others} samples`);
