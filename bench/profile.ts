@@ -1,5 +1,5 @@
-// Where a single TCP flow's (or a small-packet flood's) CPU time goes, per end, in WireGuard mode: `perf record` over the whole
-// machine (software clock, call graphs) while iperf3 runs a -> b through two wontun hosts, with
+// Where a single TCP flow's (or a 64-byte UDP flood's) CPU time goes, per end, in WireGuard mode:
+// `perf record` over the whole machine (software clock, call graphs) while iperf3 runs a -> b through two wontun hosts, with
 // Bun's JIT code named through JSC's JITDump (BUN_JSC_useJITDump), read here (perf inject --jit
 // rejects the names Bun gives its dump files, and JSC reuses code addresses, so a static perf map
 // would name the wrong functions). Each sample of
@@ -27,12 +27,11 @@ process.env.BENCH_LAB_PREFIX ??= "h15";
 const { withLab, waitFor, waitForFast, REPO, BINARY, machineInfo, loadAverage } = await import("./lib/lab.ts");
 const { newKeys, wgQuickConfig } = await import("../test/helpers/wireguard.ts");
 const { cpuSeconds } = await import("./lib/proc.ts");
+const { iperfTcp, iperfUdp } = await import("./lib/measure.ts");
 
 const HELP = `bun bench/profile.ts [--seconds 10] [--offload all] [--mtu N] [--udp] [--freq 1999] [--compiled] [--keep DIR] [--analyse DIR]`;
 const opts = commandLine(HELP, ["compiled", "udp"]);
 const udp = opts.has("udp");
-/** The measured iperf3 run's extra arguments: a 64-byte UDP flood, or one TCP flow. */
-const IPERF_UDP = ["-u", "-l", "64", "-b", "0"];
 const seconds = numberOption(opts, "seconds", 10, 2);
 const freq = numberOption(opts, "freq", 1999, 10);
 const offload = opts.get("offload") ?? "all";
@@ -264,14 +263,15 @@ const meta: Meta = analyseOnly ? JSON.parse(readFileSync(join(analyseOnly, "meta
   const server = b.spawn(["iperf3", "-s", "-1"]);
   await Bun.sleep(300);
   console.error(`[profile] lab ${env.lab.id}: warm-up 3 s, then perf over ${seconds} s of iperf3 a -> b`);
-  const warm = await a.run(["iperf3", "-c", "10.15.0.1", "-t", "3", "-J", ...(udp ? IPERF_UDP : [])], { timeoutMs: 20_000 });
-  if (warm.code !== 0) throw new Error(`warm-up iperf3 failed: ${warm.stderr || warm.stdout.slice(0, 300)}`);
+  // One TCP flow, or a 64-byte UDP flood as fast as iperf3 sends (bench/lib/measure.ts); throws if iperf3 fails.
+  const load = (secs: number) => (udp ? iperfUdp(a, "10.15.0.1", { seconds: secs }) : iperfTcp(a, "10.15.0.1", { seconds: secs }));
+  await load(3);
   await server.exited.catch(() => {});
   const server2 = b.spawn(["iperf3", "-s", "-1"]);
   await Bun.sleep(300);
 
   const perfData = join(work, "perf.data");
-  const iperfP = a.run(["iperf3", "-c", "10.15.0.1", "-t", String(seconds + 2), "-J", ...(udp ? IPERF_UDP : [])], { timeoutMs: (seconds + 30) * 1000 });
+  const iperfP = load(seconds + 2);
   await Bun.sleep(1000);
   const cpu0 = [cpuSeconds(wa.proc.proc.pid), cpuSeconds(wb.proc.proc.pid)];
   const t0 = performance.now();
@@ -281,12 +281,9 @@ const meta: Meta = analyseOnly ? JSON.parse(readFileSync(join(analyseOnly, "meta
   const cpu1 = [cpuSeconds(wa.proc.proc.pid), cpuSeconds(wb.proc.proc.pid)];
   const ip = await iperfP;
   await server2.exited.catch(() => {});
-  const end = JSON.parse(ip.stdout).end;
-  // UDP: the datagrams the receiver got (iperf3 puts the server's count in sum, or sum_received).
-  const received = udp ? (end.sum_received ?? end.sum) : end.sum_received;
-  const gbps = received.bits_per_second / 1e9;
-  const kpps = udp ? (received.packets - received.lost_packets) / received.seconds / 1000 : undefined;
-  const lossPercent = udp && received.packets > 0 ? (received.lost_packets / received.packets) * 100 : undefined;
+  const gbps = "gbps" in ip ? ip.gbps : (ip.receivedPps * 64 * 8) / 1e9;
+  const kpps = "receivedPps" in ip ? ip.receivedPps / 1000 : undefined;
+  const lossPercent = "lossPercent" in ip ? ip.lossPercent : undefined;
 
   const pids = { a: wa.proc.proc.pid, b: wb.proc.proc.pid };
   const cpuPercent = { a: ((cpu1[0] - cpu0[0]) / wall) * 100, b: ((cpu1[1] - cpu0[1]) / wall) * 100 };
