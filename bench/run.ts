@@ -96,6 +96,9 @@ const COLORS: Record<Kind, string> = {
   "wontun-wg-no-uso": "#c44e52",
   "wontun-wg-mtu1420": "#a05195",
   "wontun-wg-no-linger": "#6b4c9a",
+  "wontun-wg-byte-csum": "#b39ddb",
+  "wontun-wg-verify-csum": "#9575cd",
+  "wontun-wg-no-writev": "#7e57c2",
   "wontun-wg-t2": "#8b1e1e",
   "wontun-plain-none": "#ffd9a0",
 };

@@ -14,7 +14,10 @@ import { DEFAULT_MTU_WIREGUARD, DEFAULT_MTU_WONTUN } from "../../src/config/mode
  * GRO + USO), all but USO, the WireGuard mode on 2 data-path threads (--threads 2; the others
  * run on 1), the WireGuard mode with wg-quick's MTU of 1420 instead of wontun's 1408 (the
  * MTU wireguard-go runs with here), and with WONTUN_LINGER=0 (the loop does not wait for the
- * answer to what it sent before it visits Bun's event loop: what that costs a ping).
+ * answer to what it sent before it visits Bun's event loop: what that costs a ping). The last
+ * three turn off one data-path technique each (src/switches.ts): checksums summed a byte at a
+ * time, every inner TCP checksum verified before coalescing, and super-packets copied together
+ * before the TUN write instead of written with writev.
  */
 const WONTUN_VARIANTS = {
   "wontun-wg": { mode: "wg", offload: "all", net: 30, label: "wontun (WireGuard)" },
@@ -26,6 +29,9 @@ const WONTUN_VARIANTS = {
   "wontun-wg-no-uso": { mode: "wg", offload: "tso,gro,udp-gso,udp-gro", net: 35, label: "wontun WG, all but uso" },
   "wontun-wg-mtu1420": { mode: "wg", offload: "all", net: 36, label: "wontun WG, MTU 1420", mtu: 1420 },
   "wontun-wg-no-linger": { mode: "wg", offload: "all", net: 37, label: "wontun WG, no linger", env: { WONTUN_LINGER: "0" } },
+  "wontun-wg-byte-csum": { mode: "wg", offload: "all", net: 38, label: "wontun WG, byte checksums", env: { WONTUN_WIDE_CSUM: "0" } },
+  "wontun-wg-verify-csum": { mode: "wg", offload: "all", net: 39, label: "wontun WG, inner checksums verified", env: { WONTUN_TRUST_INNER_CSUM: "0" } },
+  "wontun-wg-no-writev": { mode: "wg", offload: "all", net: 42, label: "wontun WG, no writev", env: { WONTUN_TUN_WRITEV: "0" } },
   "wontun-plain-none": { mode: "plain", offload: "none", net: 41, label: "wontun plain, no offloads" },
 } as const;
 type WontunKind = keyof typeof WONTUN_VARIANTS;
