@@ -40,7 +40,7 @@ export function toJson(config: Config, pretty: boolean): string {
     ifaceJson.private_key = encodeKey(iface.privateKey);
     ifaceJson.public_key = encodeKey(publicKeyOf(iface.privateKey));
   }
-  if (iface.mtu !== defaultMtu(config.mode)) ifaceJson.mtu = iface.mtu;
+  if (writesMtu(config)) ifaceJson.mtu = iface.mtu;
   if (iface.fwmark !== 0) ifaceJson.fwmark = iface.fwmark;
   const peers = config.peers.map((peer: PeerConfig) => {
     const out: { [key: string]: Json } = {
@@ -84,7 +84,7 @@ export function toToml(config: Config): string {
   const addresses = iface.addresses.map((a) => tomlString(formatCidr(a)));
   if (addresses.length > 0) out.push(`address = ${addresses.length === 1 ? addresses[0] : `[${addresses.join(", ")}]`}`);
   if (!wireguard || iface.listenPort !== DEFAULT_LISTEN_PORT_WIREGUARD) out.push(`listen_port = ${iface.listenPort}`);
-  if (iface.mtu !== defaultMtu(config.mode)) out.push(`mtu = ${iface.mtu}`);
+  if (writesMtu(config)) out.push(`mtu = ${iface.mtu}`);
   if (iface.fwmark !== 0) out.push(`fwmark = ${hex(iface.fwmark)}`);
   // [mesh] before the peers: a TOML table after [[peers]] would still read as one.
   if (config.mesh) out.push("", ...meshLines(config.mesh, "toml", tomlString));
@@ -115,7 +115,7 @@ export function toIni(config: Config): string {
   if (iface.privateKey) out.push(`PrivateKey = ${encodeKey(iface.privateKey)}`);
   if (iface.addresses.length > 0) out.push(`Address = ${iface.addresses.map(formatCidr).join(", ")}`);
   if (!wireguard || iface.listenPort !== DEFAULT_LISTEN_PORT_WIREGUARD) out.push(`ListenPort = ${iface.listenPort}`);
-  if (iface.mtu !== defaultMtu(config.mode)) out.push(`MTU = ${iface.mtu}`);
+  if (writesMtu(config)) out.push(`MTU = ${iface.mtu}`);
   if (iface.fwmark !== 0) out.push(`FwMark = ${hex(iface.fwmark)}`);
   for (const peer of config.peers) {
     out.push("", "[Peer]");
@@ -128,4 +128,9 @@ export function toIni(config: Config): string {
   }
   if (config.mesh) out.push("", ...meshLines(config.mesh, "ini", (s) => s));
   return `${out.join("\n")}\n`;
+}
+
+/** MTU is written when the config set one other than the default; one derived from the routes is not. */
+function writesMtu(config: Config): boolean {
+  return config.interface.mtuSet !== false && config.interface.mtu !== defaultMtu(config.mode);
 }

@@ -23,11 +23,12 @@ export const DEFAULT_MTU_WONTUN = 1400;
  */
 export const WG_QUICK_MTU = 1420;
 /**
- * WireGuard mode's MTU when the config sets none: the largest multiple of 64 bytes below
- * WG_QUICK_MTU. A full-sized packet is then whole ChaCha20 blocks: libgcrypt and OpenSSL run a
- * trailing partial block through a slow one-block path (bench/aead.ts: a libgcrypt seal of 1420
- * bytes 0.98 µs, of 1408 bytes 0.87; an open 0.89 and 0.78), so 12 bytes less per packet cost
- * ~4 % less CPU per Gbit/s end to end, ~7 % less at the receiving end (README, "MTU").
+ * WireGuard mode's MTU when the config sets none, until `wontun up` sizes the tunnel from its
+ * routes (src/host/mtu.ts, which gives this on a 1500-byte link): the largest multiple of 64
+ * bytes below WG_QUICK_MTU. A full-sized packet is then whole ChaCha20 blocks: libgcrypt and
+ * OpenSSL run a trailing partial block through a slow one-block path (bench/aead.ts: a libgcrypt
+ * seal of 1420 bytes 0.98 µs, of 1408 bytes 0.87; an open 0.89 and 0.78), so 12 bytes less per
+ * packet cost ~4 % less CPU per Gbit/s end to end, ~7 % less at the receiving end (README, "MTU").
  */
 export const DEFAULT_MTU_WIREGUARD = 1408;
 export const MAX_PEER_NAME_BYTES = 100;
@@ -53,6 +54,12 @@ export interface InterfaceConfig {
   /** UDP port; 0 (WireGuard mode only) = the kernel picks a free port. */
   listenPort: number;
   mtu: number;
+  /**
+   * Whether the config file sets MTU. When it does not (false), `wontun up` sizes a WireGuard
+   * tunnel from the routes to its peers as wg-quick does (src/host/mtu.ts), and SaveConfig does
+   * not write the result. Absent in configs not read from a file.
+   */
+  mtuSet?: boolean;
   /** SO_MARK for the UDP sockets; 0 = none. */
   fwmark: number;
   /** Curve25519 private key as written (not clamped), 32 bytes; non-null exactly in WireGuard mode. */

@@ -115,7 +115,7 @@ export const INTERFACE_KEYS: KeySpec<InterfaceConfig>[] = [
     // reachable on a known port, so wontun mode wants 1-65535.
     apply: (t, v, c) => { t.listenPort = v.integer(c.mode === "wireguard" ? 0 : 1, 65535); },
   },
-  { ini: "MTU", toml: "mtu", apply: (t, v) => { t.mtu = v.integer(MIN_MTU, MAX_MTU); } },
+  { ini: "MTU", toml: "mtu", apply: (t, v) => { t.mtu = v.integer(MIN_MTU, MAX_MTU); t.mtuSet = true; } },
   { ini: "FwMark", toml: "fwmark", apply: (t, v) => { t.fwmark = v.integer(0, 0xffffffff, { off: true, hex: true }); } },
   // wg-quick's additions, acted on by `wontun up` (src/host).
   { ini: "DNS", toml: "dns", list: true, apply: (t, v) => { Object.assign(hostSettingsOf(t), v.dns()); } },
@@ -541,6 +541,7 @@ function defaultInterface(mode: ConfigMode): InterfaceConfig {
     addresses: [],
     listenPort: defaultListenPort(mode),
     mtu: defaultMtu(mode),
+    mtuSet: false,
     fwmark: 0,
     privateKey: null,
   };

@@ -1,6 +1,7 @@
 // What `wontun up` does to the host around the tunnel, in wg-quick's order:
 //   prepare (before the device starts): undo a killed predecessor's leftovers, warn about a
-//     world-readable private key, choose the full tunnel's fwmark, run PreUp;
+//     world-readable private key, size a WireGuard tunnel's MTU from the routes (mtu.ts),
+//     choose the full tunnel's fwmark, run PreUp;
 //   apply (once the TUN exists): ICMP redirects off, addresses and MTU, link up, DNS, routes,
 //     rules and firewall, PostUp;
 //   teardown: PreDown, SaveConfig, DNS/firewall/rules/routes removed, the device closed, PostDown.
@@ -19,6 +20,7 @@ import { applyFirewall, removeFirewall } from "./firewall.ts";
 import { StateFile, stateFilePath, type HostStep } from "./state-file.ts";
 import { saveConfig } from "./save-config.ts";
 import { worldAccessibleWarning } from "./config-permissions.ts";
+import { deriveTunnelMtu, WIREGUARD_OVERHEAD } from "./mtu.ts";
 
 export interface HostOptions {
   config: Config;
@@ -48,7 +50,8 @@ export class HostSetup {
 
   /**
    * Before the device starts. Sets config.interface.fwmark when a full tunnel needs one, so the
-   * device's sockets carry it from the start.
+   * device's sockets carry it from the start, and a WireGuard tunnel's MTU from the routes when
+   * the config sets none (before the routes of a full tunnel exist, as wg-quick does).
    */
   static async prepare(opts: HostOptions): Promise<HostSetup> {
     const { config, interfaceName, log } = opts;
@@ -57,6 +60,12 @@ export class HostSetup {
       if (warning) log.warn(warning);
     }
     await cleanLeftovers(interfaceName, log, opts.runDir);
+    try {
+      const underlay = deriveTunnelMtu(config);
+      if (underlay) log.info(`mtu ${config.interface.mtu}: ${underlay.mtu} from ${underlay.from}, less ${WIREGUARD_OVERHEAD}, in whole 64-byte blocks`);
+    } catch (e) {
+      log.warn(`could not read the routes' MTU (${(e as Error).message}); mtu ${config.interface.mtu}`);
+    }
     const table = resolveTable(config.interface.host?.table ?? null);
     const plan = planRouting(config, table, listAllRoutes);
     if (plan.fwmark !== null && config.interface.fwmark !== plan.fwmark) {
@@ -108,6 +117,8 @@ export class HostSetup {
   configReloaded(next: Config): void {
     const { log, interfaceName } = this.opts;
     const old = this.opts.config;
+    // Without MTU the interface keeps the MTU it has (wg-quick's syncconf leaves it too).
+    if (next.interface.mtuSet === false) next.interface.mtu = old.interface.mtu;
     if (!this.applied) return;
     const plan = planRouting(next, resolveTable(next.interface.host?.table ?? null), listAllRoutes);
     const policyChanged = plan.fullTunnel.join() !== this.plan.fullTunnel.join() || plan.rules.length !== this.plan.rules.length ||

@@ -4,7 +4,7 @@
 import { ptr } from "bun:ffi";
 import { cstr, errno, libc } from "./libc.ts";
 import {
-  EACCES, EADDRNOTAVAIL, EEXIST, EAGAIN, EINTR, ENODEV, ENOENT, EPERM, NEEDS_NET_ADMIN, SysError, errnoName,
+  EACCES, EADDRNOTAVAIL, EEXIST, EAGAIN, EHOSTUNREACH, EINTR, ENETUNREACH, ENODEV, ENOENT, EPERM, NEEDS_NET_ADMIN, SysError, errnoName,
 } from "./errno.ts";
 import { type Cidr, cidrContains, formatCidr, formatIp, maskAddress } from "../net/ip.ts";
 import { IFNAMSIZ, validateInterfaceName } from "./tun.ts";
@@ -33,6 +33,7 @@ const RTM_DELADDR = 21;
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const RTM_GETROUTE = 26;
+const RTM_GETLINK = 18;
 const RTM_NEWRULE = 32;
 const RTM_DELRULE = 33;
 const RTM_GETRULE = 34;
@@ -98,6 +99,8 @@ const RTA_DST = 1; // attribute: destination address
 const RTA_OIF = 4; // attribute: u32 output interface index
 const RTA_PRIORITY = 6; // attribute: u32 route metric
 const RTA_TABLE = 15; // attribute: u32 table id (any table; rtm_table holds only 8 bits)
+const RTA_METRICS = 8; // attribute: nested RTAX_* values
+const RTAX_MTU = 2; // in RTA_METRICS: u32 path MTU (a route's `mtu`, or a learned PMTU)
 const RT_TABLE_UNSPEC = 0;
 
 // --- struct fib_rule_hdr (12 bytes): RTM_*RULE payload (linux/fib_rules.h) -----------------
@@ -361,6 +364,44 @@ export class RtNetlink {
     return out;
   }
 
+  /**
+   * The route the kernel picks for `address` (`ip route get ADDRESS`): its output interface and
+   * its MTU metric (set on the route, or learned by path-MTU discovery) if it has one. Null when
+   * there is no route (ENETUNREACH, EHOSTUNREACH) or it leaves through no interface.
+   */
+  routeTo(address: Uint8Array): { oif: number; mtu: number | undefined } | null {
+    this.begin(RTM_GETROUTE, 0, RTMSG_LEN);
+    this.send.setUint8(NLMSG_HDRLEN + RTM_FAMILY, address.length === 16 ? AF_INET6 : AF_INET);
+    this.send.setUint8(NLMSG_HDRLEN + RTM_DST_LEN, address.length * 8);
+    this.bytesAttr(RTA_DST, address);
+    let route: { oif: number; mtu: number | undefined } | null = null;
+    const answered = this.query(`look up the route to ${formatIp(address)}`, [ENETUNREACH, EHOSTUNREACH], (at, end) => {
+      const attrs = this.attributes(at + RTMSG_LEN, end);
+      const oif = attrs.get(RTA_OIF);
+      const metrics = attrs.get(RTA_METRICS);
+      let mtu: number | undefined;
+      if (metrics !== undefined) {
+        const nested = this.attributes(metrics, metrics + this.recv.getUint16(metrics - RTA_HDRLEN + RTA_LEN, true) - RTA_HDRLEN);
+        const mtuAt = nested.get(RTAX_MTU);
+        if (mtuAt !== undefined) mtu = this.recv.getUint32(mtuAt, true) || undefined;
+      }
+      if (oif !== undefined) route = { oif: this.recv.getUint32(oif, true), mtu };
+    });
+    return answered ? route : null;
+  }
+
+  /** The MTU of interface `ifindex` (`ip link show`). */
+  linkMtu(ifindex: number): number {
+    this.linkRequest(RTM_GETLINK, ifindex, 0, 0);
+    let mtu = 0;
+    this.query(`read the MTU of ${interfaceName(ifindex)}`, [], (at, end) => {
+      const value = this.attributes(at + IFINFOMSG_LEN, end).get(IFLA_MTU);
+      if (value !== undefined) mtu = this.recv.getUint32(value, true);
+    });
+    if (mtu === 0) throw new Error(`read the MTU of ${interfaceName(ifindex)}: the kernel's answer has none`);
+    return mtu;
+  }
+
   /** Every policy routing rule of `family` (4 or 6), as `ip rule show` lists them. */
   listRules(family: 4 | 6): RoutingRuleEntry[] {
     this.begin(RTM_GETRULE, NLM_F_DUMP, FRH_LEN);
@@ -529,6 +570,34 @@ export class RtNetlink {
           }
           each(off + NLMSG_HDRLEN, off + len);
           if (!(this.recv.getUint16(off + NLH_FLAGS, true) & NLM_F_MULTI)) return;
+        }
+        off += align4(len);
+      }
+    }
+  }
+
+  /**
+   * Sends the built request for one object and calls `each(payloadOffset, messageEnd)` with the
+   * kernel's answer, then waits for the ACK that follows it. Returns false if the kernel refused
+   * with one of `tolerated`; any other error throws a NetlinkError naming `op`.
+   */
+  private query(op: string, tolerated: number[], each: (at: number, end: number) => void): boolean {
+    this.sendRequest(op);
+    const seq = this.seq;
+    for (;;) {
+      const n = this.receive(op);
+      for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
+        const len = this.recv.getUint32(off + NLH_LEN, true);
+        if (len < NLMSG_HDRLEN || off + len > n) break;
+        if (this.recv.getUint32(off + NLH_SEQ, true) === seq) {
+          if (this.recv.getUint16(off + NLH_TYPE, true) !== NLMSG_ERROR) each(off + NLMSG_HDRLEN, off + len);
+          else {
+            const code = -this.recv.getInt32(off + NLMSG_HDRLEN, true);
+            if (code === 0) return true;
+            if (tolerated.includes(code)) return false;
+            const message = this.extAckMessage(off, len, this.recv.getUint16(off + NLH_FLAGS, true));
+            throw new NetlinkError(op, code, message, PERMISSION_HINTS[code]);
+          }
         }
         off += align4(len);
       }

@@ -85,6 +85,7 @@ describe("good configs", () => {
         addresses: [cidr("10.20.0.1/16", true), cidr("fd20::1/64", true), cidr("192.168.77.5/32", true)],
         listenPort: 51000,
         mtu: 1420,
+        mtuSet: true,
         fwmark: 0x1f,
         privateKey: null,
       },
@@ -415,6 +416,7 @@ describe("WireGuard mode: good configs", () => {
         addresses: [cidr("10.8.0.1/24", true), cidr("fd08::1/64", true)],
         listenPort: 51820,
         mtu: 1408,
+        mtuSet: false,
         fwmark: 0,
         privateKey: key(KEYS.serverPrivate),
         host: {
