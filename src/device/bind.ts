@@ -130,7 +130,15 @@ export interface BindOptions {
   txCapacity: number;
 }
 
-/** Bytes per slot: any packet up to the MTU (at least 1500) with room around it. */
+/**
+ * The largest packet a data path built for `mtu` carries (at least 1500): what its slots hold.
+ * A larger MTU needs a new data path, i.e. a restart.
+ */
+export function packetRoomFor(mtu: number): number {
+  return Math.max(mtu, 1500);
+}
+
+/** Bytes per slot: any packet up to packetRoomFor(mtu) with room around it. */
 export function slotSizeFor(mtu: number): number {
-  return PACKET_HEADROOM + Math.max(mtu, 1500) + PACKET_TAILROOM;
+  return PACKET_HEADROOM + packetRoomFor(mtu) + PACKET_TAILROOM;
 }

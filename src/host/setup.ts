@@ -21,6 +21,7 @@ import { StateFile, stateFilePath, type HostStep } from "./state-file.ts";
 import { saveConfig } from "./save-config.ts";
 import { worldAccessibleWarning } from "./config-permissions.ts";
 import { deriveTunnelMtu, WIREGUARD_OVERHEAD } from "./mtu.ts";
+import { packetRoomFor } from "../device/bind.ts";
 
 export interface HostOptions {
   config: Config;
@@ -41,10 +42,13 @@ export class HostSetup {
   private readonly journal: StateFile;
   private applied = false;
   private done = false;
+  /** The largest MTU the running data path carries: a reload may not go above it. */
+  private readonly mtuCeiling: number;
 
   private constructor(private readonly opts: HostOptions, plan: RoutingPlan) {
     this.plan = plan;
     this.runningConfig = () => opts.config;
+    this.mtuCeiling = packetRoomFor(opts.config.interface.mtu);
     this.journal = new StateFile(stateFilePath(opts.interfaceName, opts.runDir), opts.interfaceName);
   }
 
@@ -119,6 +123,10 @@ export class HostSetup {
     const old = this.opts.config;
     // Without MTU the interface keeps the MTU it has (wg-quick's syncconf leaves it too).
     if (next.interface.mtuSet === false) next.interface.mtu = old.interface.mtu;
+    if (next.interface.mtu > this.mtuCeiling) {
+      log.warn(`reload: MTU ${next.interface.mtu} needs a restart (the data path carries packets of up to ${this.mtuCeiling} bytes); MTU stays ${old.interface.mtu}`);
+      next.interface.mtu = old.interface.mtu;
+    }
     if (!this.applied) return;
     const plan = planRouting(next, resolveTable(next.interface.host?.table ?? null), listAllRoutes);
     const policyChanged = plan.fullTunnel.join() !== this.plan.fullTunnel.join() || plan.rules.length !== this.plan.rules.length ||

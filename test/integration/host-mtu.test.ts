@@ -73,10 +73,17 @@ describe.skipIf(!canRunIntegration)("wontun up: the tunnel's MTU, as wg-quick fi
     c.kill("SIGHUP");
     await waitFor(() => reloads() === 2, 5000, "the second reload");
     expect(await mtuOf(w.client, IF)).toBe(1300);
+    // Above what the running data path carries (started at 1280: packets of up to 1500 bytes):
+    // refused with a warning until a restart.
+    clientConf(w, { mtu: 9000 });
+    c.kill("SIGHUP");
+    await waitFor(() => reloads() === 3, 5000, "the third reload");
+    expect(c.output()).toContain("reload: MTU 9000 needs a restart (the data path carries packets of up to 1500 bytes); MTU stays 1300");
+    expect(await mtuOf(w.client, IF)).toBe(1300);
     // And taken out again: the interface keeps what it has, as wg-quick's syncconf leaves it.
     clientConf(w);
     c.kill("SIGHUP");
-    await waitFor(() => reloads() === 3, 5000, "the third reload");
+    await waitFor(() => reloads() === 4, 5000, "the fourth reload");
     expect(await mtuOf(w.client, IF)).toBe(1300);
     await waitForPing(w.client, "10.68.0.1");
     expect(await stopWontun(c)).toBe(0);
