@@ -62,6 +62,11 @@ export interface DaemonOptions {
   threads?: number;
   /** The log level, for the data-path threads' own loggers. */
   logLevel?: LogLevel;
+  /**
+   * The largest MTU the data path must carry, when another program may set the interface's MTU
+   * above the config's (wg-quick does, for `wontun IFACE`); default the config's MTU.
+   */
+  largestMtu?: number;
 }
 
 /** What a reload did, in words for the log and `wontun reload`. */
@@ -104,10 +109,11 @@ export class TunnelDaemon {
     }
     const sessions = threads > 1 ? new SharedSessions() : null;
     if (sessions) (protocol as WireGuardProtocol).shareSessions(new SharedSessionStore(sessions, threads));
+    const dataPathMtu = Math.max(options.config.interface.mtu, options.largestMtu ?? 0);
     const io = kernelIo({
       interfaceName: options.interfaceName,
       offloads: options.offloads,
-      mtu: options.config.interface.mtu,
+      mtu: dataPathMtu,
       protocolHeadroom: protocol.headroom,
       authenticated: protocol instanceof WireGuardProtocol,
       log: options.log,
@@ -134,7 +140,7 @@ export class TunnelDaemon {
         protocol: protocol as WireGuardProtocol,
         sessions,
         offloads: io.effective,
-        mtu: options.config.interface.mtu,
+        mtu: dataPathMtu,
         mark: options.config.interface.fwmark,
         log: options.log,
         logLevel: options.logLevel ?? "info",

@@ -168,6 +168,40 @@ describe.skipIf(!ready)(`wg-quick with WG_QUICK_USERSPACE_IMPLEMENTATION=${IMPL.
     await expectGone(a, ifA, daemons);
   }, 30_000);
 
+  test("jumbo frames: wg-quick sets 8920 from the 9000-byte link once the daemon runs, and packets of that size cross", async () => {
+    const lab = await env.lab("wgq-jumbo");
+    const a = await lab.host("a");
+    const b = await lab.host("b");
+    await lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24");
+    for (const h of [a, b]) {
+      const dev = (await h.ip("-o link show type veth")).split(":")[1].trim().split("@")[0];
+      await h.ip(`link set dev ${dev} mtu 9000`);
+    }
+    const ifA = env.iface("j");
+    const ifB = env.iface("k");
+    const keysA = newKeys();
+    const keysB = newKeys();
+    await startNode(WIREGUARD_GO, b, env.dir(), ifB, {
+      keys: keysB, listenPort: 51820, addresses: ["10.81.0.2/24"],
+      peers: [{ publicKey: keysA.publicKey, allowedIps: ["10.81.0.1/32"] }],
+    });
+    await b.ip(`link set dev ${ifB} mtu 8920`);
+    const config = quickConfig(ifA, keysA, ["10.81.0.1/24"], {
+      publicKey: keysB.publicKey, endpoint: "192.0.2.2:51820", allowedIps: ["10.81.0.2/32"],
+    });
+    await quick(a, "up", config);
+    const daemons = await pidsIn(a);
+    expect(await a.ip(`-o link show dev ${ifA}`)).toMatch(/ mtu 8920 /);
+    await waitForPing(a, "10.81.0.2");
+    // Full-sized, DF set, both ways: the daemon was started before the MTU and still carries them.
+    for (const [from, to] of [[a, "10.81.0.2"], [b, "10.81.0.1"]] as const) {
+      const r = await from.run(["ping", "-c", "2", "-W", "2", "-M", "do", "-s", String(8920 - 28), to]);
+      expect({ from: from.short, code: r.code, out: r.stdout }).toMatchObject({ code: 0 });
+    }
+    await quick(a, "down", config);
+    await expectGone(a, ifA, daemons);
+  }, 30_000);
+
   test.skipIf(!hasNft)("full tunnel (AllowedIPs 0.0.0.0/0, ::/0) through a router: fwmark policy routing reaches an address only the server has; down restores rules and routes", async () => {
     // client (192.0.2.2) — router — server (198.51.100.2): the server's endpoint is off the
     // client's link, reached through the client's default route, which the tunnel takes over.

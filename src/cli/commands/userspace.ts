@@ -12,6 +12,7 @@ import { TunnelDaemon } from "../../daemon/daemon.ts";
 import { reportFailure, reportReady, runDetached } from "../../daemon/detach.ts";
 import { restartWithDaemonRuntime } from "../../daemon/bun-runtime.ts";
 import { emptyWireGuardConfig } from "../../config/model.ts";
+import { MAX_MTU } from "../../config/validate.ts";
 import { validateInterfaceName } from "../../sys/tun.ts";
 import type { KernelTun } from "../../device/tun-kernel.ts";
 import { handleSignals } from "../../daemon/lifecycle.ts";
@@ -97,6 +98,8 @@ export async function runUserspace(argv: string[]): Promise<number> {
     version: VERSION,
     threads,
     logLevel: logLevelFromEnv(),
+    // wg-quick sets the MTU from the routes (8920 on jumbo frames) once the daemon runs.
+    largestMtu: MAX_MTU,
   });
   // As wireguard-go: an existing persistent TUN of that name is attached to (nothing is configured on it here).
   (daemon.device.tun as KernelTun).existing = "attach";
