@@ -130,7 +130,11 @@ export function toIni(config: Config): string {
   return `${out.join("\n")}\n`;
 }
 
-/** MTU is written when the config set one other than the default; one derived from the routes is not. */
+/**
+ * MTU is written when the config file set it (so a re-read config is the same), never when
+ * `wontun up` derived it from the routes; a config built in code writes one other than the default.
+ */
 function writesMtu(config: Config): boolean {
-  return config.interface.mtuSet !== false && config.interface.mtu !== defaultMtu(config.mode);
+  const set = config.interface.mtuSet;
+  return set ?? config.interface.mtu !== defaultMtu(config.mode);
 }

@@ -104,5 +104,7 @@ describe("deriveTunnelMtu", () => {
     expect(toIni(derived)).not.toContain("MTU");
     expect(toToml(derived)).not.toContain("mtu");
     expect(toIni(wgConf({ mtu: 1420 }))).toContain("MTU = 1420");
+    // Set to the default, it is still written: the config read back is the same.
+    expect(toIni(wgConf({ mtu: 1408 }))).toContain("MTU = 1408");
   });
 });
