@@ -13,6 +13,9 @@
 //   WONTUN_LINGER=0             the device loop visits Bun's event loop right after a round that
 //                               did work instead of first waiting up to 1 ms for the answer
 //                               (device.ts: what an isolated packet such as a ping pays)
+//   WONTUN_TUN_STEERING=0       with several data-path threads, the kernel's default picks a
+//                               packet's TUN queue (a flow follows its peer's receiving thread)
+//                               instead of the flow's hash (thread-pool.ts, tun-steering.ts)
 
 /** The values a switch accepts, in any case; anything else (a typo) leaves the default. */
 const ON = new Set(["1", "on", "true", "yes"]);
@@ -34,3 +37,4 @@ export const WIDE_CSUM_ENV = "WONTUN_WIDE_CSUM";
 export const TRUST_INNER_CSUM_ENV = "WONTUN_TRUST_INNER_CSUM";
 export const TUN_WRITEV_ENV = "WONTUN_TUN_WRITEV";
 export const LINGER_ENV = "WONTUN_LINGER";
+export const TUN_STEERING_ENV = "WONTUN_TUN_STEERING";

@@ -12,7 +12,8 @@ import { DEFAULT_MTU_WIREGUARD, DEFAULT_MTU_WONTUN } from "../../src/config/mode
  * wontun variants: the two modes with every offload (the headline figures), the ladder that
  * shows what each offload buys: none, then TSO, then TSO + GRO (all = TSO + GRO + UDP GSO + UDP
  * GRO + USO), all but USO, the WireGuard mode on 2 data-path threads (--threads 2; the others
- * run on 1), the WireGuard mode with wg-quick's MTU of 1420 instead of wontun's 1408 (the
+ * run on 1; and again with WONTUN_TUN_STEERING=0, where a flow's packets follow its peer's
+ * receiving thread instead of spreading by hash), the WireGuard mode with wg-quick's MTU of 1420 instead of wontun's 1408 (the
  * MTU wireguard-go runs with here), and with WONTUN_LINGER=0 (the loop does not wait for the
  * answer to what it sent before it visits Bun's event loop: what that costs a ping). The last
  * three turn off one data-path technique each (src/switches.ts): checksums summed a byte at a
@@ -22,6 +23,7 @@ import { DEFAULT_MTU_WIREGUARD, DEFAULT_MTU_WONTUN } from "../../src/config/mode
 const WONTUN_VARIANTS = {
   "wontun-wg": { mode: "wg", offload: "all", net: 30, label: "wontun (WireGuard)" },
   "wontun-wg-t2": { mode: "wg", offload: "all", net: 34, label: "wontun WG, 2 threads", threads: 2 },
+  "wontun-wg-t2-automq": { mode: "wg", offload: "all", net: 43, label: "wontun WG, 2 threads, kernel's queue choice", threads: 2, env: { WONTUN_TUN_STEERING: "0" } },
   "wontun-plain": { mode: "plain", offload: "all", net: 40, label: "wontun (plaintext)" },
   "wontun-wg-none": { mode: "wg", offload: "none", net: 31, label: "wontun WG, no offloads" },
   "wontun-wg-tso": { mode: "wg", offload: "tso", net: 32, label: "wontun WG, tso" },

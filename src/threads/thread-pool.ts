@@ -20,6 +20,7 @@ import { libc } from "../sys/libc.ts";
 import { EventFd } from "../sys/eventfd.ts";
 import { steerByReceiverIndex } from "../sys/reuseport-steering.ts";
 import { steerTunByHash } from "../sys/tun-steering.ts";
+import { envSwitch, TUN_STEERING_ENV } from "../switches.ts";
 import { openReusePortSibling, setSocketMark, type UdpSocket } from "../sys/udp.ts";
 import { A_AUTH_RECEIVED, A_AUTH_SENT, A_DATA_RECEIVED, A_DATA_SENT, SharedSessions } from "./shared-sessions.ts";
 import type { FromThread, PeerState, ThreadSetup, ToThread } from "./thread-messages.ts";
@@ -98,10 +99,11 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
       ready.push(this.spawn(t, tunFd, socket));
     }
     steerByReceiverIndex(listen.fd, threads);
-    const tunSteering = steerTunByHash(tun.fd);
+    const byHash = envSwitch(TUN_STEERING_ENV, true);
+    const tunSteering = byHash ? steerTunByHash(tun.fd) : `${TUN_STEERING_ENV}=0`;
     if (tunSteering !== null) log.warn(`outgoing flows are spread by the kernel's default instead of by hash (${tunSteering})`);
     await Promise.all(ready);
-    log.info(`data path on ${threads} threads (a TUN queue and a socket each; peers spread over them by index, flows by hash)`);
+    log.info(`data path on ${threads} threads (a TUN queue and a socket each; peers spread over them by index, flows by ${tunSteering === null ? "hash" : "the kernel's default"})`);
   }
 
   private spawn(thread: number, tunFd: number, socket: UdpSocket): Promise<void> {
