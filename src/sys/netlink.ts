@@ -527,25 +527,8 @@ export class RtNetlink {
    * answered with `tolerated` (e.g. EEXIST); any other error throws a NetlinkError naming `op`.
    */
   private exchange(op: string, tolerated?: number): boolean {
-    this.sendRequest(op);
-    const seq = this.seq;
-    for (;;) {
-      const n = this.receive(op);
-      for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
-        const len = this.recv.getUint32(off + NLH_LEN, true);
-        if (len < NLMSG_HDRLEN || off + len > n) break; // malformed or truncated: skip datagram
-        const type = this.recv.getUint16(off + NLH_TYPE, true);
-        if (type === NLMSG_ERROR && this.recv.getUint32(off + NLH_SEQ, true) === seq) {
-          const code = -this.recv.getInt32(off + NLMSG_HDRLEN, true);
-          if (code === 0) return true;
-          if (code === tolerated) return false;
-          const flags = this.recv.getUint16(off + NLH_FLAGS, true);
-          const message = this.extAckMessage(off, len, flags);
-          throw new NetlinkError(op, code, message, PERMISSION_HINTS[code]);
-        }
-        off += align4(len);
-      }
-    }
+    const accepted = tolerated === undefined ? [] : [tolerated];
+    return this.converse(op, (off, len, type) => (type === NLMSG_ERROR ? this.ackResult(op, off, len, accepted) : undefined));
   }
 
   /**
@@ -553,27 +536,12 @@ export class RtNetlink {
    * of the answer until NLMSG_DONE. The offsets index recvBuf and are valid only during the call.
    */
   private dump(op: string, each: (at: number, end: number) => void): void {
-    this.sendRequest(op);
-    const seq = this.seq;
-    for (;;) {
-      const n = this.receive(op);
-      for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
-        const len = this.recv.getUint32(off + NLH_LEN, true);
-        if (len < NLMSG_HDRLEN || off + len > n) break;
-        if (this.recv.getUint32(off + NLH_SEQ, true) === seq) {
-          const type = this.recv.getUint16(off + NLH_TYPE, true);
-          if (type === NLMSG_DONE) return;
-          if (type === NLMSG_ERROR) {
-            const code = -this.recv.getInt32(off + NLMSG_HDRLEN, true);
-            if (code === 0) return;
-            throw new NetlinkError(op, code, undefined, PERMISSION_HINTS[code]);
-          }
-          each(off + NLMSG_HDRLEN, off + len);
-          if (!(this.recv.getUint16(off + NLH_FLAGS, true) & NLM_F_MULTI)) return;
-        }
-        off += align4(len);
-      }
-    }
+    this.converse(op, (off, len, type) => {
+      if (type === NLMSG_DONE) return true;
+      if (type === NLMSG_ERROR) return this.ackResult(op, off, len, []);
+      each(off + NLMSG_HDRLEN, off + len);
+      return this.recv.getUint16(off + NLH_FLAGS, true) & NLM_F_MULTI ? undefined : true;
+    });
   }
 
   /**
@@ -581,27 +549,43 @@ export class RtNetlink {
    * kernel's answer, then waits for the ACK that follows it. Returns false if the kernel refused
    * with one of `tolerated`; any other error throws a NetlinkError naming `op`.
    */
-  private query(op: string, tolerated: number[], each: (at: number, end: number) => void): boolean {
+  private query(op: string, tolerated: readonly number[], each: (at: number, end: number) => void): boolean {
+    return this.converse(op, (off, len, type) => {
+      if (type === NLMSG_ERROR) return this.ackResult(op, off, len, tolerated);
+      each(off + NLMSG_HDRLEN, off + len);
+      return undefined;
+    });
+  }
+
+  /**
+   * Sends the built request and walks the kernel's answer, datagram by datagram: `visit(offset,
+   * length, type)` sees each message of this request (others, such as a late ACK of an earlier
+   * one, are skipped) until it returns a result, which this returns.
+   */
+  private converse<T>(op: string, visit: (off: number, len: number, type: number) => T | undefined): T {
     this.sendRequest(op);
     const seq = this.seq;
     for (;;) {
       const n = this.receive(op);
       for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
         const len = this.recv.getUint32(off + NLH_LEN, true);
-        if (len < NLMSG_HDRLEN || off + len > n) break;
+        if (len < NLMSG_HDRLEN || off + len > n) break; // malformed or truncated: skip datagram
         if (this.recv.getUint32(off + NLH_SEQ, true) === seq) {
-          if (this.recv.getUint16(off + NLH_TYPE, true) !== NLMSG_ERROR) each(off + NLMSG_HDRLEN, off + len);
-          else {
-            const code = -this.recv.getInt32(off + NLMSG_HDRLEN, true);
-            if (code === 0) return true;
-            if (tolerated.includes(code)) return false;
-            const message = this.extAckMessage(off, len, this.recv.getUint16(off + NLH_FLAGS, true));
-            throw new NetlinkError(op, code, message, PERMISSION_HINTS[code]);
-          }
+          const result = visit(off, len, this.recv.getUint16(off + NLH_TYPE, true));
+          if (result !== undefined) return result;
         }
         off += align4(len);
       }
     }
+  }
+
+  /** The NLMSG_ERROR message at `off`: true for an ACK, false for a `tolerated` error; others throw. */
+  private ackResult(op: string, off: number, len: number, tolerated: readonly number[]): boolean {
+    const code = -this.recv.getInt32(off + NLMSG_HDRLEN, true);
+    if (code === 0) return true;
+    if (tolerated.includes(code)) return false;
+    const message = this.extAckMessage(off, len, this.recv.getUint16(off + NLH_FLAGS, true));
+    throw new NetlinkError(op, code, message, PERMISSION_HINTS[code]);
   }
 
   /** The attributes between `from` and `end` in recvBuf: type → offset of its data. */

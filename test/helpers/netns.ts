@@ -228,7 +228,7 @@ export class Lab {
    * ("192.0.2.1/24"; "" for none) assigned and both ends up. Interface names are `to-${peer}`
    * (plus a number if there is more than one link to the same peer), at most 15 bytes.
    */
-  async link(a: Host, aCidr: string, b: Host, bCidr: string): Promise<{ aIf: string; bIf: string }> {
+  async link(a: Host, aCidr: string, b: Host, bCidr: string, opts: { mtu?: number } = {}): Promise<{ aIf: string; bIf: string }> {
     const aIf = this.ifName(a.name, `to-${b.short}`);
     const bIf = this.ifName(b.name, `to-${a.short}`);
     await mustExec(["ip", "-n", a.name, "link", "add", "name", aIf, "type", "veth", "peer", "name", bIf, "netns", b.name]);
@@ -237,7 +237,8 @@ export class Lab {
         const extra = cidr.includes(":") ? ["nodad"] : [];
         await mustExec(["ip", "-n", host.name, "addr", "add", cidr, "dev", ifname, ...extra]);
       }
-      await mustExec(["ip", "-n", host.name, "link", "set", ifname, "up"]);
+      const mtu = opts.mtu === undefined ? [] : ["mtu", String(opts.mtu)];
+      await mustExec(["ip", "-n", host.name, "link", "set", ifname, ...mtu, "up"]);
     }
     return { aIf, bIf };
   }

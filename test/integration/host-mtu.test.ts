@@ -13,6 +13,8 @@ const IF = "h8mtu0";
 interface World {
   client: Host;
   server: Host;
+  /** The client's end of the link. */
+  clientIf: string;
   dir: ConfigDir;
   clientKeys: ReturnType<typeof newKeys>;
   serverKeys: ReturnType<typeof newKeys>;
@@ -23,12 +25,8 @@ async function world(linkMtu: number): Promise<World> {
   const lab = await env.lab("host-mtu");
   const client = await lab.host("h8c");
   const server = await lab.host("h8s");
-  await lab.link(client, "192.0.2.2/24", server, "192.0.2.1/24");
-  for (const h of [client, server]) {
-    const dev = (await h.ip("-o link show type veth")).split(":")[1].trim().split("@")[0];
-    await h.ip(`link set dev ${dev} mtu ${linkMtu}`);
-  }
-  return { client, server, dir: env.dir(), clientKeys: newKeys(), serverKeys: newKeys() };
+  const { aIf } = await lab.link(client, "192.0.2.2/24", server, "192.0.2.1/24", { mtu: linkMtu });
+  return { client, server, clientIf: aIf, dir: env.dir(), clientKeys: newKeys(), serverKeys: newKeys() };
 }
 
 function serverConf(w: World, mtu = 1420): string {
@@ -92,8 +90,7 @@ describe.skipIf(!canRunIntegration)("wontun up: the tunnel's MTU, as wg-quick fi
   test("a route's own mtu counts; an IPv6 address keeps the tunnel at 1280 at least", async () => {
     const w = await world(1500);
     await startWontun(w.server, serverConf(w));
-    const dev = (await w.client.ip("-o link show type veth")).split(":")[1].trim().split("@")[0];
-    await w.client.ip(`route add 192.0.2.1/32 dev ${dev} mtu 1000`);
+    await w.client.ip(`route add 192.0.2.1/32 dev ${w.clientIf} mtu 1000`);
     let c = await startWontun(w.client, clientConf(w));
     // 1000 - 80 = 920; in whole 64-byte blocks: 896.
     expect(await mtuOf(w.client, IF)).toBe(896);

@@ -172,11 +172,7 @@ describe.skipIf(!ready)(`wg-quick with WG_QUICK_USERSPACE_IMPLEMENTATION=${IMPL.
     const lab = await env.lab("wgq-jumbo");
     const a = await lab.host("a");
     const b = await lab.host("b");
-    await lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24");
-    for (const h of [a, b]) {
-      const dev = (await h.ip("-o link show type veth")).split(":")[1].trim().split("@")[0];
-      await h.ip(`link set dev ${dev} mtu 9000`);
-    }
+    await lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24", { mtu: 9000 });
     const ifA = env.iface("j");
     const ifB = env.iface("k");
     const keysA = newKeys();
