@@ -1,7 +1,7 @@
 // What `wontun up` does to the host around the tunnel, in wg-quick's order:
 //   prepare (before the device starts): undo a killed predecessor's leftovers, warn about a
-//     world-readable private key, size a WireGuard tunnel's MTU from the routes (mtu.ts),
-//     choose the full tunnel's fwmark, run PreUp;
+//     world-readable private key, choose the full tunnel's fwmark, run PreUp, size a WireGuard
+//     tunnel's MTU from the routes (mtu.ts);
 //   apply (once the TUN exists): ICMP redirects off, addresses and MTU, link up, DNS, routes,
 //     rules and firewall, PostUp;
 //   teardown: PreDown, SaveConfig, DNS/firewall/rules/routes removed, the device closed, PostDown.
@@ -42,8 +42,8 @@ export class HostSetup {
   private readonly journal: StateFile;
   private applied = false;
   private done = false;
-  /** The largest MTU the running data path carries: a reload may not go above it. */
-  private readonly mtuCeiling: number;
+  /** The largest MTU the data path (built after prepare) carries: a reload may not go above it. */
+  private mtuCeiling: number;
 
   private constructor(private readonly opts: HostOptions, plan: RoutingPlan) {
     this.plan = plan;
@@ -55,7 +55,7 @@ export class HostSetup {
   /**
    * Before the device starts. Sets config.interface.fwmark when a full tunnel needs one, so the
    * device's sockets carry it from the start, and a WireGuard tunnel's MTU from the routes when
-   * the config sets none (before the routes of a full tunnel exist, as wg-quick does).
+   * the config sets none: after PreUp and before the tunnel's own routes exist, as wg-quick does.
    */
   static async prepare(opts: HostOptions): Promise<HostSetup> {
     const { config, interfaceName, log } = opts;
@@ -64,12 +64,6 @@ export class HostSetup {
       if (warning) log.warn(warning);
     }
     await cleanLeftovers(interfaceName, log, opts.runDir);
-    try {
-      const underlay = deriveTunnelMtu(config);
-      if (underlay) log.info(`mtu ${config.interface.mtu}: ${underlay.mtu} from ${underlay.from}, less ${WIREGUARD_OVERHEAD}, in whole 64-byte blocks`);
-    } catch (e) {
-      log.warn(`could not read the routes' MTU (${(e as Error).message}); mtu ${config.interface.mtu}`);
-    }
     const table = resolveTable(config.interface.host?.table ?? null);
     const plan = planRouting(config, table, listAllRoutes);
     if (plan.fwmark !== null && config.interface.fwmark !== plan.fwmark) {
@@ -78,6 +72,13 @@ export class HostSetup {
     }
     const setup = new HostSetup(opts, plan);
     await runHooks("PreUp", config.interface.host?.preUp ?? [], interfaceName, log);
+    try {
+      const underlay = deriveTunnelMtu(config);
+      if (underlay) log.info(`mtu ${config.interface.mtu}: ${underlay.mtu} from ${underlay.from}, less ${WIREGUARD_OVERHEAD}, in whole 64-byte blocks`);
+    } catch (e) {
+      log.warn(`could not read the routes' MTU (${(e as Error).message}); mtu ${config.interface.mtu}`);
+    }
+    setup.mtuCeiling = packetRoomFor(config.interface.mtu);
     return setup;
   }
 
