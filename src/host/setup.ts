@@ -43,12 +43,11 @@ export class HostSetup {
   private applied = false;
   private done = false;
   /** The largest MTU the data path (built after prepare) carries: a reload may not go above it. */
-  private mtuCeiling: number;
+  private mtuCeiling = 0;
 
   private constructor(private readonly opts: HostOptions, plan: RoutingPlan) {
     this.plan = plan;
     this.runningConfig = () => opts.config;
-    this.mtuCeiling = packetRoomFor(opts.config.interface.mtu);
     this.journal = new StateFile(stateFilePath(opts.interfaceName, opts.runDir), opts.interfaceName);
   }
 

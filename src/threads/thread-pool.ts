@@ -25,6 +25,9 @@ import { openReusePortSibling, setSocketMark, type UdpSocket } from "../sys/udp.
 import { A_AUTH_RECEIVED, A_AUTH_SENT, A_DATA_RECEIVED, A_DATA_SENT, SharedSessions } from "./shared-sessions.ts";
 import type { FromThread, PeerState, ThreadSetup, ToThread } from "./thread-messages.ts";
 
+/** Outgoing flows go to a TUN queue by their hash (WONTUN_TUN_STEERING=0: the kernel's choice). */
+const TUN_BY_HASH = envSwitch(TUN_STEERING_ENV, true);
+
 /**
  * How often the threads' activity is folded into the timers (they run in seconds) while there is
  * any; a quiet tunnel is not looked at until a thread wakes the main thread (QUIET_MS).
@@ -99,11 +102,12 @@ export class ThreadPool implements DeviceMirror, DeviceTimer {
       ready.push(this.spawn(t, tunFd, socket));
     }
     steerByReceiverIndex(listen.fd, threads);
-    const byHash = envSwitch(TUN_STEERING_ENV, true);
-    const tunSteering = byHash ? steerTunByHash(tun.fd) : `${TUN_STEERING_ENV}=0`;
-    if (tunSteering !== null) log.warn(`outgoing flows are spread by the kernel's default instead of by hash (${tunSteering})`);
+    // Without the program the kernel's default applies: chosen with the switch, else a warning.
+    const steeringFailed = TUN_BY_HASH ? steerTunByHash(tun.fd) : null;
+    if (steeringFailed !== null) log.warn(`outgoing flows are spread by the kernel's default instead of by hash (${steeringFailed})`);
     await Promise.all(ready);
-    log.info(`data path on ${threads} threads (a TUN queue and a socket each; peers spread over them by index, flows by ${tunSteering === null ? "hash" : "the kernel's default"})`);
+    const flows = TUN_BY_HASH && steeringFailed === null ? "hash" : "the kernel's default";
+    log.info(`data path on ${threads} threads (a TUN queue and a socket each; peers spread over them by index, flows by ${flows})`);
   }
 
   private spawn(thread: number, tunFd: number, socket: UdpSocket): Promise<void> {
