@@ -1,11 +1,13 @@
 // Ping RTT only, for working on latency: the chosen kinds are all up at once and pinged in turn,
-// round after round, so a noisy machine affects each kind alike. Prints the median and p90 of each
-// kind's median per round, and the added RTT over the bare veth as a ratio to wireguard-go's.
+// round after round, so a noisy machine affects each kind alike. Prints the median of each kind's
+// median per round (with min–max), its ratio to wireguard-go's (the current build when it is
+// selected, else Debian's), and the RTT it adds over the bare veth as a ratio to what
+// wireguard-go adds.
 //
 // Each tunnel first carries a flood of pings, so that its data path is compiled by the JIT as it
 // would be after any real traffic (the full bench pings after its iperf3 tests).
 //
-//   bun bench/ping.ts [--only veth,wg-go,wontun-wg] [--rounds 7] [--pings 50] [--interval-ms 10]
+//   bun bench/ping.ts [--only veth,wg-go-current,socat,wontun-wg] [--rounds 7] [--pings 50] [--interval-ms 10]
 //                     [--warm 3000]
 import { commandLine, numberOption } from "./lib/args.ts";
 import { withLab } from "./lib/lab.ts";
@@ -16,7 +18,7 @@ import { KINDS, setupHosts, startTunnel, type Kind, type Tunnel } from "./lib/tu
 const HELP = `bun bench/ping.ts — ping RTT of several tunnels, interleaved
 
 Options:
-  --only LIST       comma-separated kinds (default veth,wg-go,wontun-wg,wontun-plain)
+  --only LIST       comma-separated kinds (default veth,wg-go-current,socat,wontun-wg,wontun-plain)
   --rounds N        rounds; each pings every kind once (default 7)
   --pings N         pings per kind and round (default 50)
   --interval-ms MS  time between pings (default 10)
@@ -24,7 +26,7 @@ Options:
   --help`;
 
 const opts = commandLine(HELP, []);
-const kinds = (opts.get("only") ?? "veth,wg-go,wontun-wg,wontun-plain").split(",") as Kind[];
+const kinds = (opts.get("only") ?? "veth,wg-go-current,socat,wontun-wg,wontun-plain").split(",") as Kind[];
 for (const k of kinds) {
   if (!KINDS.includes(k)) {
     console.error(`--only: unknown kind "${k}" (choose from ${KINDS.join(", ")})`);
@@ -48,11 +50,15 @@ await withLab("bping", async (env) => {
     for (const t of tunnels) medians.get(t.kind)!.push((await pingSeries(a, t.bAddress, pings, intervalMs)).medianMs);
   }
   const veth = medians.has("veth") ? summarize(medians.get("veth")!).median : 0;
-  const wg = medians.has("wg-go") ? summarize(medians.get("wg-go")!).median - veth : 0;
+  const reference: Kind | undefined = kinds.includes("wg-go-current") ? "wg-go-current" : kinds.includes("wg-go") ? "wg-go" : undefined;
+  const wg = reference ? summarize(medians.get(reference)!).median : 0;
   for (const k of kinds) {
     const s = summarize(medians.get(k)!);
-    const added = s.median - veth;
-    const ratio = wg > 0 && k !== "veth" ? `  added ${fmt(added)} = ${fmt(added / wg)}× wg-go's` : "";
-    console.log(`${k.padEnd(20)} ${fmt(s.median)} ms (${fmt(s.min)}–${fmt(s.max)})${ratio}`);
+    let ratios = "";
+    if (reference && k !== reference) {
+      ratios = `  ${fmt(s.median / wg)}× ${reference}'s`;
+      if (veth > 0 && k !== "veth") ratios += `; added ${fmt(s.median - veth)} = ${fmt((s.median - veth) / (wg - veth))}× ${reference}'s`;
+    }
+    console.log(`${k.padEnd(20)} ${fmt(s.median)} ms (${fmt(s.min)}–${fmt(s.max)})${ratios}`);
   }
 });

@@ -1,6 +1,7 @@
 // The data-plane benchmark: two hosts (network namespaces joined by a veth pair) and, in one
 // run, side by side: bare veth, the current wireguard-go <-> itself (the reference every ratio
-// is taken against), Debian's wireguard-go <-> itself (a second row, when installed), wontun <->
+// is taken against), Debian's wireguard-go <-> itself (a second row, when installed), a socat
+// relay without crypto (the floor of any userspace tunnel, when socat is installed), wontun <->
 // wontun in WireGuard mode and wontun <-> wontun in its plaintext protocol. For each: iperf3 TCP one flow both ways,
 // four flows, UDP with 64-byte payloads, ping RTT, the tunnel processes' CPU during the one-flow
 // test, their idle CPU and peak RSS. Every figure is the median of --runs runs, with min–max.
@@ -88,6 +89,7 @@ const COLORS: Record<Kind, string> = {
   veth: "#9e9e9e",
   "wg-go-current": "#1f4e9c",
   "wg-go": "#8fb8de",
+  socat: "#4d4d4d",
   "wontun-wg": "#d62728",
   "wontun-plain": "#ff9f1c",
   "wontun-wg-none": "#f7b6b6",
@@ -130,10 +132,12 @@ const wgGo = findWireguardGo();
     }
   }
   // The wireguard-go builds that are not there: an error when asked for by name, else skipped.
-  const absent = (k: string) => (k === "wg-go-current" && !wgGo.current) || (k === "wg-go" && !wgGo.debian);
+  const absent = (k: string) =>
+    (k === "wg-go-current" && !wgGo.current) || (k === "wg-go" && !wgGo.debian) || (k === "socat" && !Bun.which("socat"));
   for (const k of only.filter(absent)) {
     if (explicit) {
-      console.error(`--only: ${KIND_LABELS[k as Kind]} is not available (${k === "wg-go-current" ? wgGo.notes.join("; ") : "no wireguard-go installed"})`);
+      const why = k === "wg-go-current" ? wgGo.notes.join("; ") : k === "socat" ? "socat is not installed" : "no wireguard-go installed";
+      console.error(`--only: ${KIND_LABELS[k as Kind]} is not available (${why})`);
       process.exit(1);
     }
   }

@@ -10,6 +10,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   iproute2 iputils-ping traceroute netcat-openbsd iperf3 procps util-linux \
-  wireguard-tools wireguard-go nftables tcpdump ca-certificates libsodium23 libssl3 libgcrypt20 \
+  wireguard-tools wireguard-go nftables tcpdump socat ca-certificates libsodium23 libssl3 libgcrypt20 \
   etcd-server etcd-client >/dev/null
 echo "install-deps.sh: system packages installed"

@@ -1,6 +1,7 @@
 // What the throughput bench compares, each set up between the lab's two hosts (a = 192.0.2.2,
 // the iperf3 client; b = 192.0.2.1, the iperf3 server) over one veth pair: bare veth, the
-// current wireguard-go, Debian's wireguard-go, and wontun variants. All can be up at the same
+// current wireguard-go, Debian's wireguard-go, a socat relay (the floor of a userspace tunnel),
+// and wontun variants. All can be up at the same
 // time: each has its own inner subnet, UDP port and interfaces (named after the lab, so that
 // the control sockets in /var/run/wireguard are unique to the run).
 import { newKeys, wgQuickConfig } from "../../test/helpers/wireguard.ts";
@@ -38,7 +39,7 @@ const WONTUN_VARIANTS = {
 } as const;
 type WontunKind = keyof typeof WONTUN_VARIANTS;
 
-export const KINDS = ["veth", "wg-go-current", "wg-go", ...(Object.keys(WONTUN_VARIANTS) as WontunKind[])] as const;
+export const KINDS = ["veth", "wg-go-current", "wg-go", "socat", ...(Object.keys(WONTUN_VARIANTS) as WontunKind[])] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** wireguard-go builds: the current upstream one (the reference) and Debian's (bench/lib/wg-go.ts). */
@@ -51,6 +52,7 @@ export const KIND_LABELS: Record<Kind, string> = {
   veth: "bare veth",
   "wg-go-current": "wireguard-go (current)",
   "wg-go": "wireguard-go (Debian)",
+  socat: "socat relay (no crypto)",
   ...(Object.fromEntries(Object.entries(WONTUN_VARIANTS).map(([k, v]) => [k, v.label])) as Record<WontunKind, string>),
 };
 
@@ -77,6 +79,7 @@ export async function setupHosts(env: BenchLab): Promise<{ a: Host; b: Host }> {
 export async function startTunnel(kind: Kind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
   if (kind === "veth") return { kind, bAddress: B_UNDERLAY, procs: null, mtu: 1500 };
   if (kind === "wg-go" || kind === "wg-go-current") return startWgGo(kind, env, a, b);
+  if (kind === "socat") return startSocat(env, a, b);
   return startWontun(kind, env, a, b);
 }
 
@@ -107,6 +110,42 @@ async function startWgGo(kind: WgGoKind, env: BenchLab, a: Host, b: Host): Promi
   });
   return ready(a, { kind, bAddress: `10.${net}.0.1`, procs: { a: pa, b: pb }, mtu: 1420 });
 }
+
+/**
+ * The floor of any userspace tunnel on this machine: one socat process per end copying each
+ * packet between a TUN device and a UDP socket, one read and one write per packet, no crypto,
+ * no batching, no offloads. What it pays per packet is what waking a process and crossing the
+ * kernel twice costs; a ping through it shows the least RTT a userspace VPN can have here.
+ */
+async function startSocat(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
+  if (!Bun.which("socat")) throw new Error("socat is not installed (Debian: apt-get install socat)");
+  const net = SOCAT_NET;
+  const port = 19900 + net;
+  const start = (host: Host, side: "a" | "b", self: string, peer: string, inner: string) => {
+    const ifname = ifName(env.lab, `so${net}${side}`);
+    const proc = host.spawn([
+      "socat",
+      `TUN:${inner}/24,tun-name=${ifname},iff-up,iff-no-pi`,
+      // UDP-DATAGRAM (unconnected): a datagram sent before the other end is up is not an error.
+      `UDP-DATAGRAM:${peer}:${port},bind=${self}:${port}`,
+    ]);
+    return { ifname, proc };
+  };
+  const sb = start(b, "b", B_UNDERLAY, A_UNDERLAY, `10.${net}.0.1`);
+  const sa = start(a, "a", A_UNDERLAY, B_UNDERLAY, `10.${net}.0.2`);
+  // wireguard-go's MTU, so that both carry the same TCP segments.
+  for (const [host, s] of [[b, sb], [a, sa]] as const) {
+    await waitFor(async () => {
+      if (s.proc.proc.exitCode !== null) throw new Error(`socat ${s.ifname} exited:\n${s.proc.output().slice(-1500)}`);
+      return (await host.run(["ip", "link", "show", s.ifname])).code === 0;
+    }, 5000, `socat's ${s.ifname}`);
+    await host.ip(`link set ${s.ifname} mtu 1420`);
+  }
+  return ready(a, { kind: "socat", bAddress: `10.${net}.0.1`, procs: { a: sa.proc, b: sb.proc }, mtu: 1420 });
+}
+
+/** socat's inner subnet 10.N.0.0/24 (the wontun variants use 30-43, wireguard-go 20-21). */
+const SOCAT_NET = 25;
 
 async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
   const v = WONTUN_VARIANTS[kind];
