@@ -131,7 +131,8 @@ const wgGo = findWireguardGo();
       process.exit(2);
     }
   }
-  // The wireguard-go builds that are not there: an error when asked for by name, else skipped.
+  // Kinds whose program is not there (a wireguard-go build, socat): an error when asked for by
+  // name, else skipped.
   const absent = (k: string) =>
     (k === "wg-go-current" && !wgGo.current) || (k === "wg-go" && !wgGo.debian) || (k === "socat" && !Bun.which("socat"));
   for (const k of only.filter(absent)) {

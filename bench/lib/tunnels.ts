@@ -1,9 +1,9 @@
 // What the throughput bench compares, each set up between the lab's two hosts (a = 192.0.2.2,
 // the iperf3 client; b = 192.0.2.1, the iperf3 server) over one veth pair: bare veth, the
 // current wireguard-go, Debian's wireguard-go, a socat relay (the floor of a userspace tunnel),
-// and wontun variants. All can be up at the same
-// time: each has its own inner subnet, UDP port and interfaces (named after the lab, so that
-// the control sockets in /var/run/wireguard are unique to the run).
+// and wontun variants. All can be up at the same time: each has its own inner subnet, UDP port
+// and interfaces (named after the lab, so that the control sockets in /var/run/wireguard are
+// unique to the run).
 import { newKeys, wgQuickConfig } from "../../test/helpers/wireguard.ts";
 import { ifName, removeWgSocket, startWontunBench, waitFor, type BenchLab, type Host, type SpawnedProcess } from "./lab.ts";
 import { findWireguardGo, startWgGoBuild, type WgGoKind } from "./wg-go.ts";
@@ -111,11 +111,14 @@ async function startWgGo(kind: WgGoKind, env: BenchLab, a: Host, b: Host): Promi
   return ready(a, { kind, bAddress: `10.${net}.0.1`, procs: { a: pa, b: pb }, mtu: 1420 });
 }
 
+/** socat's inner subnet 10.N.0.0/24 (wireguard-go uses 20-21, the wontun variants 30-43). */
+const SOCAT_NET = 25;
+
 /**
- * The floor of any userspace tunnel on this machine: one socat process per end copying each
+ * The floor of a userspace tunnel on this machine: one socat process per end copying each
  * packet between a TUN device and a UDP socket, one read and one write per packet, no crypto,
- * no batching, no offloads. What it pays per packet is what waking a process and crossing the
- * kernel twice costs; a ping through it shows the least RTT a userspace VPN can have here.
+ * no batching, no offloads. It pays little more than waking a process and crossing the kernel
+ * twice per packet, so a ping through it shows about the least RTT a userspace VPN has here.
  */
 async function startSocat(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
   if (!Bun.which("socat")) throw new Error("socat is not installed (Debian: apt-get install socat)");
@@ -143,9 +146,6 @@ async function startSocat(env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
   }
   return ready(a, { kind: "socat", bAddress: `10.${net}.0.1`, procs: { a: sa.proc, b: sb.proc }, mtu: 1420 });
 }
-
-/** socat's inner subnet 10.N.0.0/24 (the wontun variants use 30-43, wireguard-go 20-21). */
-const SOCAT_NET = 25;
 
 async function startWontun(kind: WontunKind, env: BenchLab, a: Host, b: Host): Promise<Tunnel> {
   const v = WONTUN_VARIANTS[kind];
